@@ -1,0 +1,31 @@
+"""k8saudit-eks-py: a Falco k8s_audit source plugin for EKS audit logs in CloudWatch Logs."""
+
+from __future__ import annotations
+
+from importlib import metadata as _metadata
+from importlib import resources as _resources
+from pathlib import Path
+
+# Identity reported to Falco. Name, ID and source equal the official k8saudit-eks so that the stock
+# k8s_audit rules (required_plugin_versions) accept this plugin as a drop-in replacement.
+PLUGIN_NAME = "k8saudit-eks"
+PLUGIN_ID = 9
+EVENT_SOURCE = "k8s_audit"
+REQUIRED_API_VERSION = "3.0.0"
+LIBRARY_NAME = "libk8saudit-eks-py.so"
+
+try:
+    __version__ = _metadata.version("k8saudit-eks-py")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+
+def library_path() -> Path:
+    """Absolute path of the plugin shared library installed with this package."""
+    path = Path(str(_resources.files(__name__).joinpath(LIBRARY_NAME)))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{LIBRARY_NAME} is not installed next to the package ({path.parent}); "
+            "reinstall with `pip install .` from the source tree"
+        )
+    return path.resolve()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sysconfig as _sysconfig
 from importlib import metadata as _metadata
 from importlib import resources as _resources
 from pathlib import Path
@@ -22,10 +23,15 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
 
 def library_path() -> Path:
     """Absolute path of the plugin shared library installed with this package."""
-    path = Path(str(_resources.files(__name__).joinpath(LIBRARY_NAME)))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{LIBRARY_NAME} is not installed next to the package ({path.parent}); "
-            "reinstall with `pip install .` from the source tree"
-        )
-    return path.resolve()
+    # A regular install puts the library inside the package; an editable install keeps the Python
+    # sources in the checkout and the built library in the environment's site-packages.
+    candidates = [Path(str(_resources.files(__name__).joinpath(LIBRARY_NAME)))]
+    for scheme_path in ("platlib", "purelib"):
+        candidates.append(Path(_sysconfig.get_paths()[scheme_path]) / __name__ / LIBRARY_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path.resolve()
+    raise FileNotFoundError(
+        f"{LIBRARY_NAME} is not installed (looked in {', '.join(str(c.parent) for c in candidates)}); "
+        "reinstall with `pip install .` from the source tree"
+    )

@@ -1,0 +1,133 @@
+/* The only code that turns Python exceptions into text: last-error messages and stderr log lines. */
+#include "shim.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* GIL held. Copies a str's UTF-8 into out; returns 0 on success. */
+int shim_copy_utf8(PyObject *s, char *out, size_t outlen)
+{
+	Py_ssize_t n = 0;
+	const char *u = PyUnicode_Check(s) ? PyUnicode_AsUTF8AndSize(s, &n) : NULL;
+	if (!u) {
+		PyErr_Clear();
+		return -1;
+	}
+	snprintf(out, outlen, "%.*s", (int)n, u);
+	return 0;
+}
+
+static int is_plugin_error(PyObject *value)
+{
+	/* Our own exceptions carry a message written for the Falco user: show it alone. */
+	PyObject *mod = PyObject_GetAttrString((PyObject *)Py_TYPE(value), "__module__"); /* New */
+	int ours = 0;
+	if (mod && PyUnicode_Check(mod)) {
+		const char *m = PyUnicode_AsUTF8(mod);
+		ours = m && strncmp(m, "k8saudit_eks_py", 15) == 0;
+	}
+	Py_XDECREF(mod);
+	PyErr_Clear();
+	return ours;
+}
+
+static void display(PyObject *value)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	PyErr_DisplayException(value);
+#else
+	PyObject *tb = PyException_GetTraceback(value); /* New reference */
+	PyErr_Display((PyObject *)Py_TYPE(value), value, tb);
+	Py_XDECREF(tb);
+#endif
+}
+
+/* GIL held, an exception set. Writes "context: message" into err, logs it, clears the exception. */
+void shim_pycall_report(char *err, size_t errlen, const char *context)
+{
+	PyObject *value;
+#if PY_VERSION_HEX >= 0x030C0000
+	value = PyErr_GetRaisedException(); /* New reference */
+#else
+	PyObject *type, *tb;
+	PyErr_Fetch(&type, &value, &tb); /* New references */
+	PyErr_NormalizeException(&type, &value, &tb);
+	if (value && tb)
+		PyException_SetTraceback(value, tb);
+	Py_XDECREF(type);
+	Py_XDECREF(tb);
+#endif
+	char msg[SHIM_ERRLEN - 256] = "unknown error";
+	int ours = 0;
+	if (value) {
+		PyObject *text = PyObject_Str(value); /* New reference */
+		char body[SHIM_ERRLEN - 512] = "";
+		if (!text || shim_copy_utf8(text, body, sizeof body) != 0)
+			snprintf(body, sizeof body, "(unprintable exception)");
+		Py_XDECREF(text);
+		PyErr_Clear();
+		ours = is_plugin_error(value);
+		if (ours) {
+			snprintf(msg, sizeof msg, "%s", body);
+		} else {
+			snprintf(msg, sizeof msg, "%.200s: %s", Py_TYPE(value)->tp_name, body);
+			/* Unexpected: the traceback helps whoever reports the bug. */
+			display(value);
+			PyErr_Clear();
+		}
+	}
+	Py_XDECREF(value);
+	/* Our own errors are complete sentences for the user; others get the call they came from. */
+	if (context && context[0] && !ours)
+		snprintf(err, errlen, "%.200s: %s", context, msg);
+	else
+		snprintf(err, errlen, "%s", msg);
+	fprintf(stderr, SHIM_LOG_PREFIX "%s\n", err);
+}
+
+void shim_set_error(shim_plugin *p, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&p->err_lock);
+	va_start(ap, fmt);
+	vsnprintf(p->last_error, sizeof p->last_error, fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&p->err_lock);
+}
+
+/* GIL held. obj.name(*Py_BuildValue(fmt, ...)); on exception the text goes to p's last error. */
+PyObject *shim_pycall_method(shim_plugin *p, PyObject *obj, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	PyObject *args = fmt ? Py_VaBuildValue(fmt, ap) : PyTuple_New(0); /* New reference */
+	va_end(ap);
+	PyObject *result = NULL;
+	if (args && !PyTuple_Check(args)) {
+		PyObject *one = PyTuple_Pack(1, args); /* New reference */
+		Py_DECREF(args);
+		args = one;
+	}
+	PyObject *meth = args ? PyObject_GetAttrString(obj, name) : NULL; /* New reference */
+	if (meth)
+		result = PyObject_CallObject(meth, args); /* New reference */
+	Py_XDECREF(meth);
+	Py_XDECREF(args);
+	if (!result) {
+		char err[SHIM_ERRLEN];
+		shim_pycall_report(err, sizeof err, name);
+		shim_set_error(p, "%s", err);
+	}
+	return result;
+}
+
+/* GIL held. k8saudit_eks_py.plugin.<func>() → New reference, or NULL with err filled. */
+PyObject *shim_pycall_module(char *err, size_t errlen, const char *func)
+{
+	PyObject *mod = shim_interp_module(); /* Borrowed reference */
+	PyObject *result = mod ? PyObject_CallMethod(mod, func, NULL) : NULL; /* New reference */
+	if (!result)
+		shim_pycall_report(err, errlen, func);
+	return result;
+}

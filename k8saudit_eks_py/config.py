@@ -14,12 +14,22 @@ from k8saudit_eks_py.errors import ConfigError
 # the same types; every key is optional and unknown keys are accepted, as with the Go plugin.
 _SPEC: tuple[tuple[str, str, Any, str], ...] = (
     ("profile", "string", "", "AWS shared-config profile. Default: $AWS_PROFILE, then $AWS_DEFAULT_PROFILE."),
-    ("region", "string", "", "AWS region. Default: $AWS_REGION, then $AWS_DEFAULT_REGION, then the profile's."),
+    (
+        "region",
+        "string",
+        "",
+        "AWS region. Default: $AWS_REGION, then $AWS_DEFAULT_REGION, then the profile's.",
+    ),
     ("buffer_size", "integer", 200, "Maximum number of events queued between CloudWatch and Falco."),
     ("shift", "integer", 1, "Seconds to look back on the first start when there is no checkpoint."),
     ("polling_interval", "integer", 5, "Seconds between two CloudWatch polls once caught up."),
     ("use_async", "boolean", True, "Accepted for compatibility; extraction here is always synchronous."),
-    ("max_event_size", "integer", 1048576, "Events larger than this many bytes are reduced to their metadata."),
+    (
+        "max_event_size",
+        "integer",
+        1048576,
+        "Events larger than this many bytes are reduced to their metadata.",
+    ),
     ("buffer_bytes", "integer", 33554432, "Maximum bytes of events queued between CloudWatch and Falco."),
     ("endpoint_url", "string", "", "CloudWatch Logs endpoint override (VPC endpoint, local test server)."),
     ("role_arn", "string", "", "IAM role to assume for reading the logs (cross-account)."),

@@ -53,7 +53,7 @@ class ReplaySource:
             line_mode = _is_audit_event(head)
         except orjson.JSONDecodeError:
             line_mode = False
-        if line_mode or not first.strip()[:1] in (b"{", b"["):
+        if line_mode or first.strip()[:1] not in (b"{", b"["):
             yield from self._lines()
         else:
             yield from self._document()

@@ -61,7 +61,7 @@ typedef struct {
 	char *text; /* as written */
 	uint32_t field_id;
 	char *arg; /* NULL when no [argument] */
-	const host_field *field;
+	host_field field; /* a copy: the table is reloaded after dlclose + dlopen */
 } request;
 
 static host_field *g_fields;
@@ -226,7 +226,7 @@ static size_t load_requests(const char *path, request **out)
 		if (found < 0)
 			die("unknown field %s", name);
 		r->field_id = (uint32_t)found;
-		r->field = &g_fields[found];
+		r->field = g_fields[found];
 		free(name);
 		k++;
 	}
@@ -240,14 +240,14 @@ static void fill_request(ss_plugin_extract_field *f, const request *r)
 {
 	memset(f, 0, sizeof *f);
 	f->field_id = r->field_id;
-	f->field = r->field->name;
+	f->field = r->field.name;
 	f->ftype = FTYPE_STRING;
-	f->flist = (ss_plugin_bool)r->field->is_list;
+	f->flist = (ss_plugin_bool)r->field.is_list;
 	f->arg_present = r->arg != NULL;
 	f->arg_index = g_falco_042 ? 0 : UINT64_MAX;
-	if (r->arg && r->field->is_key)
+	if (r->arg && r->field.is_key)
 		f->arg_key = r->arg;
-	if (r->arg && r->field->is_index) {
+	if (r->arg && r->field.is_index) {
 		char *end;
 		errno = 0;
 		unsigned long long v = strtoull(r->arg, &end, 10);

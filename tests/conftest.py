@@ -1,0 +1,48 @@
+"""Shared fixtures: the installed plugin library, the C test host, and their sanitizer builds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from k8saudit_eks_py import library_path
+from tests.support.host import Host, build_host, build_sanitized
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE.is_dir():
+        raise RuntimeError(f"reference data missing at {REFERENCE} (the shared/ folder next to the checkout)")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def plughost_binary() -> Path:
+    return build_host()
+
+
+@pytest.fixture(scope="session")
+def host(plughost_binary: Path) -> Host:
+    """The installed libk8saudit-eks-py.so in the C test host, found the way Falco would load it."""
+    return Host(plughost_binary, library_path())
+
+
+@pytest.fixture(scope="session")
+def asan_host() -> Host:
+    """Shim and host built with ASan/UBSan. The library sits in a build folder, so it is pointed at this
+    environment's Python with the documented override variable."""
+    binary, library = build_sanitized()
+    return Host(
+        binary,
+        library,
+        env={
+            "K8SAUDIT_EKS_PY_PYTHON": sys.executable,
+            # CPython keeps its interned objects for the process lifetime: not leaks of ours.
+            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        },
+    )

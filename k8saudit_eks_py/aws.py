@@ -1,0 +1,271 @@
+"""boto3 session/client construction, API call pacing, and AWS errors → retry classes and user-facing fixes.
+
+With cloudwatch.py, the only module that imports boto3/botocore.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+from k8saudit_eks_py import __version__
+from k8saudit_eks_py.config import PluginConfig
+from k8saudit_eks_py.errors import OpenError
+
+__all__ = [
+    "CallPacer",
+    "Cancelled",
+    "ErrorClass",
+    "classify",
+    "describe",
+    "make_logs_client",
+    "open_failure",
+    "resolve_region",
+]
+
+ErrorClass = Literal[
+    "throttle", "server", "network", "credentials", "denied", "not_found", "invalid", "other"
+]
+
+_THROTTLE_CODES = {
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+}
+# Credentials that were good and went stale (expired session, rotated key): rebuild the session and retry.
+_CREDENTIAL_CODES = {
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "RequestExpired",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+}
+_DENIED_CODES = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
+_SERVER_CODES = {"ServiceUnavailableException", "ServiceUnavailable", "InternalFailure", "InternalError"}
+
+
+class Cancelled(Exception):
+    """The source is closing: raised out of a paced call so the poller thread can exit at once."""
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return type(exc).__name__
+
+
+def classify(exc: BaseException) -> ErrorClass:
+    """Which retry policy an exception from a CloudWatch call gets."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _THROTTLE_CODES or status == 429:
+            return "throttle"
+        if code in _CREDENTIAL_CODES:
+            return "credentials"
+        if code in _DENIED_CODES:
+            return "denied"
+        if code == "ResourceNotFoundException":
+            return "not_found"
+        if code in _SERVER_CODES or status >= 500:
+            return "server"
+        if code in ("InvalidParameterException", "ValidationException"):
+            return "invalid"
+        return "other"
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
+        return "credentials"
+    if isinstance(
+        exc,
+        (
+            EndpointConnectionError,
+            ConnectionClosedError,
+            ReadTimeoutError,
+            ConnectTimeoutError,
+            HTTPClientError,
+            ConnectionError,
+            TimeoutError,
+        ),
+    ):
+        return "network"
+    if isinstance(exc, (ParamValidationError, NoRegionError)):
+        return "invalid"
+    return "other"
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the cause, never credentials."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        return f"{err.get('Code', 'error')} (HTTP {status}): {err.get('Message', '')}".rstrip(": ")
+    if isinstance(exc, BotoCoreError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def resolve_region(cfg: PluginConfig) -> str:
+    """The region from init_config / AWS_REGION / the profile; OpenError saying where to set it."""
+    try:
+        region = boto3.Session(profile_name=cfg.profile or None, region_name=cfg.region or None).region_name
+    except BotoCoreError as exc:  # e.g. ProfileNotFound
+        raise OpenError(f"AWS profile problem: {exc}; fix 'profile' in init_config or AWS_PROFILE") from None
+    if not region:
+        raise OpenError(
+            "no AWS region: set region in init_config (e.g. region: us-east-1) or AWS_REGION "
+            "in Falco's environment"
+        )
+    return region
+
+
+def _session(cfg: PluginConfig, region: str) -> boto3.Session:
+    """Default credential chain (env, profile/SSO, IRSA web identity, EKS Pod Identity, IMDS), optionally
+    exchanged for role_arn through STS with credentials that refresh themselves before they expire."""
+    base = boto3.Session(profile_name=cfg.profile or None, region_name=region)
+    if not cfg.role_arn:
+        return base
+    source = base.get_credentials()
+    if source is None:
+        raise NoCredentialsError()
+    extra: dict[str, Any] = {"RoleSessionName": cfg.role_session_name or "k8saudit-eks-py"}
+    if cfg.external_id:
+        extra["ExternalId"] = cfg.external_id
+    fetcher = AssumeRoleCredentialFetcher(
+        # boto3 exposes no public handle on its botocore session; this is the documented-by-use recipe.
+        client_creator=base._session.create_client,
+        source_credentials=source,
+        role_arn=cfg.role_arn,
+        extra_args=extra,
+    )
+    assumed = botocore.session.Session()
+    assumed._credentials = DeferredRefreshableCredentials(
+        method="assume-role", refresh_using=fetcher.fetch_credentials
+    )
+    return boto3.Session(botocore_session=assumed, region_name=region)
+
+
+def make_logs_client(
+    cfg: PluginConfig,
+    region: str,
+    pacer: CallPacer | None,
+    *,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 30.0,
+) -> Any:
+    """A fresh CloudWatch Logs client (a fresh session too, so stale credentials are re-resolved).
+
+    botocore's own retries are off: the source retries every failure itself, with jitter and a sleep that
+    close() can cut short, and resumes at the same nextToken."""
+    config = Config(
+        region_name=region,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=2,
+        tcp_keepalive=True,
+        user_agent_extra=f"k8saudit-eks-py/{__version__}",
+    )
+    client = _session(cfg, region).client("logs", endpoint_url=cfg.endpoint_url or None, config=config)
+    if pacer is not None:
+        # Every HTTP attempt goes through the pacer, so the cap holds whatever retries happen above.
+        client.meta.events.register("before-send.cloudwatch-logs", pacer.before_send)
+    return client
+
+
+class CallPacer:
+    """Token bucket of capacity 1: consecutive API calls are at least 1/rate seconds apart (the
+    FilterLogEvents quota, ~5/s, is shared by the whole account, so bursts would only buy throttling)."""
+
+    def __init__(
+        self,
+        rate: float,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = 1.0 / rate
+        self._stop = stop
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self.calls = 0
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+            self.calls += 1
+        delay = slot - now
+        if self._stop.is_set() or (delay > 0 and self._stop.wait(delay)):
+            raise Cancelled()
+
+    def before_send(self, **_: Any) -> None:
+        self.acquire()  # returning None lets botocore send the request
+
+
+_POLICY = """{{
+  "Version": "2012-10-17",
+  "Statement": [{{
+    "Effect": "Allow",
+    "Action": ["logs:FilterLogEvents", "logs:DescribeLogGroups"],
+    "Resource": "arn:aws:logs:{region}:*:log-group:{group}:*"
+  }}]
+}}"""
+
+
+def open_failure(exc: BaseException, *, cluster: str, region: str, log_group: str) -> str | None:
+    """The user-facing text for a configuration error found at open, or None when the error is transient
+    (throttling, 5xx, network) and the source should start anyway and keep retrying."""
+    kind = classify(exc)
+    cause = describe(exc)
+    if kind == "not_found":
+        return (
+            f"log group {log_group} not found in region {region} ({cause}). Is audit logging enabled for "
+            f"cluster {cluster} in region {region}? Enable it with: aws eks update-cluster-config "
+            f"--name {cluster} --region {region} "
+            '--logging \'{"clusterLogging":[{"types":["audit"],"enabled":true}]}\' '
+            "(or set log_group / region in init_config if the logs are elsewhere)"
+        )
+    if kind == "denied":
+        name = log_group if not log_group.startswith("arn:") else "*"
+        return (
+            f"access denied reading {log_group} ({cause}). The IAM identity Falco runs as needs "
+            "logs:FilterLogEvents on the log group. Attach this policy:\n"
+            + _POLICY.format(region=region, group=name)
+        )
+    if kind == "credentials":
+        return (
+            f"no usable AWS credentials ({cause}). Provide them through the default chain: IRSA or EKS Pod "
+            "Identity on the Falco pod, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or a profile "
+            "('profile' in init_config); set role_arn to assume a role"
+        )
+    if kind == "invalid":
+        return (
+            f"CloudWatch Logs rejected the request for {log_group} ({cause}): "
+            "check filter_pattern and log_group"
+        )
+    return None

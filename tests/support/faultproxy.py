@@ -1,0 +1,222 @@
+"""An HTTP proxy in front of moto that injects the failures real CloudWatch produces and moto does not.
+
+Faults apply to FilterLogEvents only, drawn per request from a seeded RNG: ThrottlingException, 5xx,
+connection resets, slow answers, empty pages that still carry a nextToken (the proxy's own token, mapped back
+to the real one on the next call), 200 answers cut short, and ExpiredTokenException once an access key has
+been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName, which moto lacks.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import re
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+FILTER = "Logs_20140328.FilterLogEvents"
+_EMPTY_PREFIX = "faultproxy-empty:"
+_AKID = re.compile(r"Credential=([A-Z0-9]+)/")
+
+
+@dataclass
+class Faults:
+    throttle: float = 0.0
+    server_error: float = 0.0
+    reset: float = 0.0
+    slow: float = 0.0
+    slow_s: float = 0.3
+    empty_page: float = 0.0
+    cut_200: float = 0.0
+    deny: bool = False
+    expire_after: int = 0  # > 0: every access key expires after this many FilterLogEvents calls
+    seed: int = 1
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    forwarded: int = 0
+    injected: dict[str, int] = field(default_factory=dict)
+    filter_times: list[float] = field(default_factory=list)  # monotonic time of every FilterLogEvents
+    bodies: list[dict[str, Any]] = field(default_factory=list)  # FilterLogEvents request bodies
+    keys: dict[str, int] = field(default_factory=dict)  # access key id → FilterLogEvents calls
+
+    def count(self, kind: str) -> None:
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+
+    def max_per_second(self) -> int:
+        times = sorted(self.filter_times)
+        best, lo = 0, 0
+        for hi, t in enumerate(times):
+            while t - times[lo] >= 1.0:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, faults: Faults | None = None) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.faults = faults or Faults()
+        self.stats = Stats()
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.faults.seed)
+        self._local = threading.local()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                proxy._handle(self)
+
+            def do_GET(self) -> None:
+                proxy._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------------
+
+    def _draw(self, p: float) -> bool:
+        with self._lock:
+            return p > 0 and self._rng.random() < p
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        target = h.headers.get("X-Amz-Target", "")
+        f = self.faults
+        with self._lock:
+            self.stats.requests += 1
+        if target != FILTER:
+            self._forward(h, body)
+            return
+        request = orjson.loads(body or b"{}")
+        m = _AKID.search(h.headers.get("Authorization", ""))
+        akid = m.group(1) if m else ""
+        with self._lock:
+            self.stats.filter_times.append(time.monotonic())
+            self.stats.bodies.append(dict(request))
+            used = self.stats.keys[akid] = self.stats.keys.get(akid, 0) + 1
+        if f.deny:
+            return self._error(
+                h, 400, "AccessDeniedException", "User is not authorized to perform: logs:FilterLogEvents"
+            )
+        if f.expire_after and used > f.expire_after:
+            return self._error(
+                h, 400, "ExpiredTokenException", "The security token included in the request is expired"
+            )
+        if self._draw(f.reset):
+            self.stats.count("reset")
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            h.connection.close()
+            h.close_connection = True
+            return None
+        if self._draw(f.throttle):
+            return self._error(h, 400, "ThrottlingException", "Rate exceeded")
+        if self._draw(f.server_error):
+            if self._draw(0.5):
+                return self._error(h, 503, "ServiceUnavailableException", "injected")
+            return self._raw(h, 502, b"<html>Bad Gateway</html>", "text/html", "502")
+        if self._draw(f.slow):
+            self.stats.count("slow")
+            time.sleep(f.slow_s)
+        token = request.get("nextToken")
+        if isinstance(token, str) and token.startswith(_EMPTY_PREFIX):
+            real = token[len(_EMPTY_PREFIX) :]
+            if real:
+                request["nextToken"] = real
+            else:
+                del request["nextToken"]
+        if self._draw(f.empty_page):
+            self.stats.count("empty_page")
+            page = {
+                "events": [],
+                "searchedLogStreams": [],
+                "nextToken": _EMPTY_PREFIX + (request.get("nextToken") or ""),
+            }
+            return self._raw(h, 200, orjson.dumps(page), "application/x-amz-json-1.1")
+        if "logGroupIdentifier" in request:  # moto only knows logGroupName
+            ident = request.pop("logGroupIdentifier")
+            request["logGroupName"] = ident.split(":log-group:", 1)[-1] if ident.startswith("arn:") else ident
+        cut = self._draw(f.cut_200)
+        self._forward(h, orjson.dumps(request), cut=cut)
+        return None
+
+    def _error(self, h: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
+        self.stats.count(code)
+        body = orjson.dumps({"__type": code, "message": message})
+        self._raw(h, status, body, "application/x-amz-json-1.1")
+
+    def _raw(self, h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, kind: str = "") -> None:
+        if kind:
+            self.stats.count(kind)
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        h.send_header("x-amzn-RequestId", "faultproxy")
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _upstream(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = http.client.HTTPConnection(*self.upstream, timeout=60)
+        return conn
+
+    def _forward(self, h: BaseHTTPRequestHandler, body: bytes, cut: bool = False) -> None:
+        headers = {
+            k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")
+        }
+        headers["Content-Length"] = str(len(body))
+        for attempt in range(2):
+            conn = self._upstream()
+            try:
+                conn.request(h.command, h.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                break
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self._local.conn = None
+                if attempt:
+                    raise
+        with self._lock:
+            self.stats.forwarded += 1
+        if cut and resp.status == 200 and len(data) > 2:
+            self.stats.count("cut_200")
+            data = data[: len(data) // 2]
+        h.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                h.send_header(k, v)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)

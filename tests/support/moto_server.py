@@ -1,0 +1,156 @@
+"""A local CloudWatch Logs (moto server in its own process on 127.0.0.1) and helpers to seed it."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import orjson
+
+REGION = "us-east-1"
+DUMMY_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LOGS", "AWS_ROLE_ARN")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dummy_environ(base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment with test credentials only: nothing can reach real AWS."""
+    env = dict(os.environ if base is None else base)
+    for name in _UNSET:
+        env.pop(name, None)
+    env.update(DUMMY_ENV)
+    return env
+
+
+class MotoServer:
+    """`python -m moto.server` as a subprocess (its own GIL, so it does not slow the code under test)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dummy_environ(),
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._request("GET", "/moto-api/")
+                return
+            except OSError:
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+
+    def _request(self, method: str, path: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path)
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        finally:
+            conn.close()
+
+    def reset(self) -> None:
+        self._request("POST", "/moto-api/reset")
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+@contextmanager
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def logs_client(url: str) -> Any:
+    return boto3.client(
+        "logs",
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def audit_event(n: int, ts_ms: int, *, pad: int = 0, verb: str = "get") -> str:
+    """A realistic EKS audit event; auditID `a-<n>`; stageTimestamp = ts_ms + 123 µs."""
+    micros = (ts_ms % 1000) * 1000 + 123
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts_ms // 1000)) + f".{micros:06d}Z"
+    doc = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "RequestResponse",
+        "auditID": f"a-{n}",
+        "stage": "ResponseComplete",
+        "requestURI": f"/api/v1/namespaces/default/pods/p{n}",
+        "verb": verb,
+        "user": {"username": "kubernetes-admin", "groups": ["system:masters"]},
+        "sourceIPs": ["10.0.0.1"],
+        "userAgent": "kubectl/v1.30.0",
+        "objectRef": {"resource": "pods", "namespace": "default", "name": f"p{n}", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestObject": {"pad": "x" * pad},
+        "responseObject": {"kind": "Pod"},
+        "requestReceivedTimestamp": stamp,
+        "stageTimestamp": stamp,
+        "annotations": {"authorization.k8s.io/decision": "allow"},
+    }
+    return orjson.dumps(doc).decode()
+
+
+def create_group(client: Any, group: str, streams: Iterable[str]) -> None:
+    client.create_log_group(logGroupName=group)
+    for stream in streams:
+        client.create_log_stream(logGroupName=group, logStreamName=stream)
+
+
+def put_events(client: Any, group: str, stream: str, events: Iterable[tuple[int, str]]) -> None:
+    """PutLogEvents in batches within the service limits (10,000 events, ~1 MB), sorted by timestamp."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for ts, message in sorted(events, key=lambda e: e[0]):
+        cost = len(message.encode()) + 26
+        if batch and (len(batch) == 10_000 or size + cost > 1_000_000):
+            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+            batch, size = [], 0
+        batch.append({"timestamp": ts, "message": message})
+        size += cost
+    if batch:
+        client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)

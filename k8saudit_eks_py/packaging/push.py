@@ -1,0 +1,111 @@
+"""`push_artifact`: upload plugin tarballs to an OCI registry as falcoctl's plugin artifact, with oras-py."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from k8saudit_eks_py import REQUIRED_API_VERSION
+from k8saudit_eks_py.packaging import oci
+from k8saudit_eks_py.packaging.naming import ARTIFACT_NAME, oci_arch
+from k8saudit_eks_py.packaging.reference import Reference, parse_reference
+
+_TARBALL = re.compile(r"^(?P<dist>.+)-(?P<version>[^-]+)-linux-(?P<machine>[^-]+)\.tar\.gz$")
+
+
+class PushError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class PushResult:
+    reference: Reference  # registry/repository, no tag
+    tags: tuple[str, ...]
+    index_digest: str
+    manifest_digests: dict[str, str]  # "linux/amd64" → digest
+
+
+def _registry(reference: Reference, insecure: bool, username: str | None, password: str | None) -> Any:
+    try:
+        import oras.provider
+    except ImportError as e:  # the optional extra
+        raise PushError("pushing needs the `package` extra: pip install 'k8saudit-eks-py[package]'") from e
+    registry = oras.provider.Registry(hostname=reference.registry, insecure=insecure)
+    if username and password:
+        registry.auth.set_basic_auth(username, password)
+    else:  # credentials saved by `docker login` / `oras login`, if any
+        registry.auth.load_configs(registry.get_container(str(reference)))
+    return registry
+
+
+def _check(response: Any, what: str) -> None:
+    if response.status_code not in (200, 201, 202):
+        raise PushError(f"{what}: HTTP {response.status_code} {response.text.strip()[:500]}")
+
+
+def _upload_blob(registry: Any, container: Any, blob: oci.Blob) -> None:
+    with tempfile.NamedTemporaryFile(prefix="k8saudit-eks-py-blob-") as f:
+        f.write(blob.data)
+        f.flush()
+        _check(registry.upload_blob(f.name, container, blob.descriptor()), f"upload of {blob.digest}")
+
+
+def _put_manifest(registry: Any, container: Any, blob: oci.Blob, ref: str) -> None:
+    url = f"{registry.prefix}://{container.manifest_url(ref)}"
+    headers = {"Content-Type": blob.media_type}
+    _check(registry.do_request(url, "PUT", data=blob.data, headers=headers), f"manifest {ref}")
+
+
+def platform_of(tarball: Path) -> tuple[str, str]:
+    """("linux", OCI architecture) from a tarball named by build_package."""
+    match = _TARBALL.match(tarball.name)
+    if match is None:
+        raise PushError(f"{tarball.name} is not named <name>-<version>-linux-<arch>.tar.gz")
+    return "linux", oci_arch(match.group("machine"))
+
+
+def push_artifact(
+    tarballs: Sequence[Path],
+    reference: str,
+    *,
+    version: str,
+    tags: Sequence[str] | None = None,
+    insecure: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+) -> PushResult:
+    """Push one tarball per platform as one image index at REGISTRY/REPOSITORY, tags <version>, latest.
+
+    A tag in `reference` replaces the default tags. `insecure` talks plain HTTP (a local registry).
+    """
+    ref = parse_reference(reference)
+    tags = tuple(tags) if tags else ((ref.tag,) if ref.tag else (version, "latest"))
+    repo = Reference(ref.registry, ref.repository)
+    registry = _registry(repo, insecure, username, password)
+    container = registry.get_container(str(repo))
+
+    config = oci.config_blob(ARTIFACT_NAME, version, REQUIRED_API_VERSION)
+    _upload_blob(registry, container, config)
+    manifests: list[tuple[oci.Blob, str, str]] = []
+    for tarball in tarballs:
+        os_, arch = platform_of(tarball)
+        layer = oci.layer_blob(tarball.name, tarball.read_bytes())
+        _upload_blob(registry, container, layer)
+        manifest = oci.image_manifest(config, layer)
+        _put_manifest(registry, container, manifest, manifest.digest)
+        manifests.append((manifest, os_, arch))
+    if len({(o, a) for _, o, a in manifests}) != len(manifests):
+        raise PushError("two tarballs for the same platform")
+    index = oci.image_index(manifests)
+    for tag in tags:
+        _put_manifest(registry, container, index, tag)
+    return PushResult(
+        reference=repo,
+        tags=tags,
+        index_digest=index.digest,
+        manifest_digests={f"{o}/{a}": m.digest for m, o, a in manifests},
+    )

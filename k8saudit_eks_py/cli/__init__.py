@@ -1,0 +1,46 @@
+"""The `k8saudit-eks-py` command: check, tail, demo, fields, library-path."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from k8saudit_eks_py import PLUGIN_NAME, __version__, library_path
+
+__all__ = ["build_parser", "main"]
+
+
+def _library_path(args: argparse.Namespace) -> int:
+    try:
+        print(library_path())
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from k8saudit_eks_py.cli import check, demo, fields, tail
+
+    parser = argparse.ArgumentParser(
+        prog="k8saudit-eks-py",
+        description=f"Falco {PLUGIN_NAME} plugin (Python): EKS audit events from CloudWatch Logs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo.add_parser(sub)
+    check.add_parser(sub)
+    tail.add_parser(sub)
+    fields.add_parser(sub)
+    p = sub.add_parser("library-path", help="print the path of the installed plugin .so (for falco.yaml)")
+    p.set_defaults(func=_library_path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130

@@ -17,6 +17,9 @@
  *                                two states at once, destroy one, use the other; init→destroy→init;
  *                                dlclose + dlopen + init again; prints one JSON line per step
  *   tostring --events FILE       event_to_string for each line
+ *   bench    --events FILE --requests FILE [--rounds N]
+ *                                extract every request of every event N times (new evtnum each
+ *                                time, nothing printed per event); prints events/s, extractions/s
  * A request is "field" or "field[arg]", one per line. --falco-0.42 sets arg_index 0 when no index is
  * given (Falco ≤ 0.42); the default is UINT64_MAX (Falco ≥ 0.43). */
 #define _GNU_SOURCE
@@ -338,7 +341,7 @@ static void print_metrics(FILE *out, const plugin_api *api, ss_plugin_t *s)
 
 typedef struct {
 	const char *config, *open, *requests, *events;
-	long max_events;
+	long max_events, rounds;
 	double max_seconds;
 	int metrics_thread, progress;
 } options;
@@ -483,6 +486,40 @@ static int cmd_extract(const plugin_api *api, const options *o)
 	}
 	printf("{\"summary\":{\"events\":%" PRIu64 ",\"extract_failures\":%" PRIu64 "}}\n", k, failures);
 	api->destroy(s);
+	return 0;
+}
+
+static int cmd_bench(const plugin_api *api, const options *o)
+{
+	if (!o->events || !o->requests)
+		die("%s", "bench needs --events and --requests");
+	request *reqs;
+	size_t nreqs = load_requests(o->requests, &reqs);
+	char **lines;
+	size_t n = split_lines(read_file(o->events), &lines);
+	ss_plugin_event **evts = calloc(n ? n : 1, sizeof *evts);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (lines[i][0])
+			evts[k++] = wrap(lines[i], strlen(lines[i]), 1000 + i);
+	ss_plugin_rc rc;
+	ss_plugin_t *s = do_init(api, o->config, &rc);
+	if (rc != SS_PLUGIN_SUCCESS)
+		die("init failed: %s", s ? api->get_last_error(s) : "no state");
+	long rounds = o->rounds > 0 ? o->rounds : 1;
+	uint64_t evtnum = 0, failures = 0;
+	double start = now_s();
+	for (long r = 0; r < rounds; r++)
+		for (size_t i = 0; i < k; i++)
+			failures += (uint64_t)extract_event(api, s, evts[i], ++evtnum, reqs, nreqs, NULL, 0);
+	double secs = now_s() - start;
+	printf("{\"events\":%" PRIu64 ",\"requests_per_event\":%zu,\"extractions\":%" PRIu64
+	       ",\"seconds\":%.3f,\"events_per_s\":%.0f,\"extractions_per_s\":%.0f,\"failures\":%" PRIu64 "}\n",
+	       evtnum, nreqs, evtnum * nreqs, secs, (double)evtnum / secs, (double)(evtnum * nreqs) / secs, failures);
+	api->destroy(s);
+	for (size_t i = 0; i < k; i++)
+		free(evts[i]);
+	free(evts);
 	return 0;
 }
 
@@ -637,6 +674,8 @@ int main(int argc, char **argv)
 			o.events = argv[++i];
 		else if (!strcmp(a, "--max-events"))
 			o.max_events = atol(argv[++i]);
+		else if (!strcmp(a, "--rounds"))
+			o.rounds = atol(argv[++i]);
 		else if (!strcmp(a, "--max-seconds"))
 			o.max_seconds = atof(argv[++i]);
 		else
@@ -658,6 +697,8 @@ int main(int argc, char **argv)
 		rc = cmd_init(&api, &o, 1);
 	else if (!strcmp(cmd, "lifecycle"))
 		rc = cmd_lifecycle(&api, path, &o);
+	else if (!strcmp(cmd, "bench"))
+		rc = cmd_bench(&api, &o);
 	else if (!strcmp(cmd, "tostring"))
 		rc = cmd_tostring(&api, &o);
 	else

@@ -19,18 +19,36 @@ static void drop_event(shim_extract_cache *c)
 	c->have_event = 0;
 }
 
+/* The hot lookup: requests without an argument are indexed by field id; the few with an argument
+ * are scanned. */
 static long find_request(const shim_extract_cache *c, uint32_t fid, const char *arg)
 {
+	if (!arg)
+		return fid < c->argless_cap ? c->argless[fid] : -1;
 	for (size_t i = 0; i < c->nreqs; i++) {
 		const shim_request *r = &c->reqs[i];
-		if (r->field_id != fid)
-			continue;
-		if (!arg && !r->arg)
-			return (long)i;
-		if (arg && r->arg && strcmp(arg, r->arg) == 0)
+		if (r->field_id == fid && r->arg && strcmp(arg, r->arg) == 0)
 			return (long)i;
 	}
 	return -1;
+}
+
+static int index_argless(shim_extract_cache *c, uint32_t fid, long index)
+{
+	if (fid >= c->argless_cap) {
+		size_t ncap = c->argless_cap ? c->argless_cap : 128;
+		while (ncap <= fid)
+			ncap *= 2;
+		int32_t *n = realloc(c->argless, ncap * sizeof *n);
+		if (!n)
+			return -1;
+		for (size_t i = c->argless_cap; i < ncap; i++)
+			n[i] = -1;
+		c->argless = n;
+		c->argless_cap = ncap;
+	}
+	c->argless[fid] = (int32_t)index;
+	return 0;
 }
 
 /* GIL held. Appends (fid, arg) to the request list and rebuilds the requests tuple. */
@@ -44,13 +62,20 @@ static long add_request(shim_extract_cache *c, uint32_t fid, const char *arg)
 		c->reqs = n;
 		c->cap = ncap;
 	}
-	PyObject *item = Py_BuildValue("(Iz)", fid, arg); /* New reference */
-	if (!item)
+	if (!arg && index_argless(c, fid, (long)c->nreqs) != 0)
 		return -1;
+	PyObject *item = Py_BuildValue("(Iz)", fid, arg); /* New reference */
+	if (!item) {
+		if (!arg)
+			c->argless[fid] = -1;
+		return -1;
+	}
 	Py_ssize_t old = c->requests ? PyTuple_GET_SIZE(c->requests) : 0;
 	PyObject *tuple = PyTuple_New(old + 1); /* New reference */
 	if (!tuple) {
 		Py_DECREF(item);
+		if (!arg)
+			c->argless[fid] = -1;
 		return -1;
 	}
 	for (Py_ssize_t i = 0; i < old; i++) {
@@ -216,5 +241,6 @@ void shim_extract_free(shim_extract_cache *c)
 		free(c->reqs[i].strs);
 	}
 	free(c->reqs);
+	free(c->argless);
 	memset(c, 0, sizeof *c);
 }

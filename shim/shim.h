@@ -28,6 +28,8 @@ typedef struct {
 	shim_request *reqs; /* same order as `requests` */
 	size_t nreqs;
 	size_t cap;
+	int32_t *argless; /* field_id → index of its no-argument request, -1 if none yet */
+	size_t argless_cap;
 	/* current event identity */
 	int have_event;
 	uint64_t evtnum;

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from k8saudit_eks_py.config import PluginConfig, config_table_markdown, init_schema, parse_config
@@ -63,3 +65,8 @@ def test_schema_and_readme_table_cover_every_key() -> None:
     assert set(schema["properties"]) == keys
     table = config_table_markdown()
     assert all(f"`{key}`" in table for key in keys)
+
+
+def test_readme_documents_the_current_config_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert config_table_markdown() in readme

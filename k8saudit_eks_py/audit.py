@@ -8,8 +8,10 @@ Two parsers, decided per event:
 
 * Fast path: ``orjson.loads`` gives the structure. Strings, booleans, null and integers render exactly
   from it (an integer's text is ``str(n)``, except ``-0``, detected). Objects and arrays render with
-  ``orjson.dumps`` when that is provably the original text: the payload has no ``\\u`` or ``\\/``
-  escape (the only escapes orjson would spell differently) and the subtree holds no float.
+  ``orjson.dumps`` when that is the original text: either provably (the payload has no ``\\u`` or
+  ``\\/`` escape, the only ones orjson spells differently, and the subtree holds no float), or because
+  that exact text occurs in the payload (compact payloads, as the API server writes them; only a
+  payload spelling the very same value twice in two ways could fool this).
 * Raw path (:mod:`k8saudit_eks_py.fields.rawjson`): a lenient pure-Python parser that keeps every
   value's raw text. Used when orjson rejects the payload (fastjson is more lenient: invalid UTF-8,
   raw control characters, odd numbers, integers beyond 64 bits, lone surrogate escapes), when nesting
@@ -18,6 +20,9 @@ Two parsers, decided per event:
 
 Like the reference plugin, a payload whose first byte is not ``{`` or ``[``, that does not parse, that
 is not an object or has no ``auditID`` key yields no value for any field (``root`` is None).
+
+Each event is also classified once by the shape of ``requestObject``/``spec`` (``shape``), so that the
+many request-object fields can be skipped, or walked from the cached ``spec``, without re-walking.
 
 Known, deliberate differences from fastjson: with duplicate keys the fast path sees the last one
 (fastjson the first; the raw path the first); renderings never depend on which fields were extracted
@@ -31,10 +36,24 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["AuditEvent", "NeedRaw", "parse_event"]
+__all__ = [
+    "SHAPE_GENERIC",
+    "SHAPE_NONE",
+    "SHAPE_REQUEST",
+    "SHAPE_SPEC",
+    "AuditEvent",
+    "NeedRaw",
+    "parse_event",
+]
 
 _NEG_ZERO = re.compile(rb"[\[:,]\s*-0(?![0-9])")
 _MAX_DEPTH: Final = 300  # fastjson.MaxDepth (rawjson.MAX_DEPTH enforces the same limit)
+
+# Event shapes, from the reference walk's point of view:
+SHAPE_NONE: Final = 0  # no usable requestObject: every requestObject.* field is unavailable
+SHAPE_REQUEST: Final = 1  # requestObject is an object but spec is unusable: requestObject.spec.* unavailable
+SHAPE_SPEC: Final = 2  # requestObject.spec is an object: spec walks may start from ``spec``
+SHAPE_GENERIC: Final = 3  # arrays at requestObject or spec level: walk from the root (fan-out rules)
 
 
 class NeedRaw(Exception):
@@ -51,7 +70,10 @@ class AuditEvent:
         "invalid_utf8",
         "payload",
         "raw_mode",
+        "raw_texts",
         "root",
+        "shape",
+        "spec",
         "unsafe",
     )
 
@@ -59,17 +81,39 @@ class AuditEvent:
         self.payload = payload
         self.default_cluster = default_cluster
         self.root: dict[str, Any] | None = None
+        self.shape = SHAPE_NONE
+        self.spec: dict[str, Any] | None = None  # set when shape is SHAPE_SPEC
         self.raw_mode = False
-        self.unsafe = False  # fast path only: orjson.dumps may differ from the original text
+        self.raw_texts: dict[int, str] = {}  # raw mode: rendering of each object/array, by id()
+        self.unsafe: bool | None = None  # fast path, lazily: orjson.dumps may differ from the original
         self.invalid_utf8 = False
         self._neg_zero: bool | None = None
-        self.cache: dict[str, Any] = {}
+        self.cache: dict[str, Any] = {}  # per-event memo of extractors (e.g. the parsed query)
+
+    def set_root(self, value: object) -> None:
+        # The reference plugin ignores JSON documents that are not objects with an auditID key.
+        if type(value) is not dict or "auditID" not in value:
+            self.root = None
+            return
+        self.root = value
+        ro = value.get("requestObject")
+        if type(ro) is dict:
+            spec = ro.get("spec")
+            if type(spec) is dict:
+                self.shape, self.spec = SHAPE_SPEC, spec
+            elif type(spec) is list:
+                self.shape = SHAPE_GENERIC
+            else:
+                self.shape = SHAPE_REQUEST
+        elif type(ro) is list:
+            self.shape = SHAPE_GENERIC
 
     def switch_to_raw(self) -> None:
         """Re-parse with the raw-text parser; later extractions use that tree."""
         self.cache.clear()
         self.raw_mode = True
-        self.root = _audit_root(self, _raw_parse(self, self.payload))
+        self.shape, self.spec = SHAPE_NONE, None
+        self.set_root(_raw_parse(self, self.payload))
 
     def render(self, v: object) -> str:
         """The JSON text of a non-string value, as the reference plugin renders it."""
@@ -79,20 +123,27 @@ class AuditEvent:
             return "false"
         if v is None:
             return "null"
-        if self.raw_mode:
-            # RawDict/RawList carry .raw, RawNumber carries .text (see fields.rawjson).
-            raw = getattr(v, "raw", None)
-            return raw if raw is not None else v.text  # type: ignore[attr-defined,no-any-return]
         t = type(v)
+        if self.raw_mode:
+            if t is dict or t is list:
+                return self.raw_texts[id(v)]
+            return v.text  # type: ignore[attr-defined,no-any-return]  # rawjson.RawNumber
         if t is int:
             if v == 0 and self.neg_zero():
                 raise NeedRaw
             return str(v)
         if t is dict or t is list:
-            if self.unsafe or not self._plain(v):
-                raise NeedRaw
-            return orjson.dumps(v).decode()
+            text = orjson.dumps(v)
+            if (self._safe() and self._plain(v)) or text in self.payload:
+                return text.decode()
+            raise NeedRaw
         raise NeedRaw  # float: its original spelling is lost
+
+    def _safe(self) -> bool:
+        """No escape in the payload that orjson would spell differently (\\uXXXX, \\/)."""
+        if self.unsafe is None:
+            self.unsafe = b"\\u" in self.payload or b"\\/" in self.payload
+        return not self.unsafe
 
     def neg_zero(self) -> bool:
         if self._neg_zero is None:
@@ -119,18 +170,10 @@ def _raw_parse(event: AuditEvent, payload: bytes) -> object:
     from k8saudit_eks_py.fields import rawjson
 
     try:
-        value, invalid = rawjson.parse(payload)
+        value, event.invalid_utf8, event.raw_texts = rawjson.parse(payload)
     except (rawjson.JSONParseError, RecursionError):
         return None
-    event.invalid_utf8 = invalid
     return value
-
-
-def _audit_root(event: AuditEvent, value: object) -> dict[str, Any] | None:
-    # The reference plugin ignores JSON documents that are not objects with an auditID key.
-    if isinstance(value, dict) and "auditID" in value:
-        return value
-    return None
 
 
 def _too_deep(value: object) -> bool:
@@ -139,16 +182,14 @@ def _too_deep(value: object) -> bool:
         v, depth = stack.pop()
         if depth > _MAX_DEPTH:
             return True
-        if type(v) is dict:
-            stack.extend((x, depth + 1) for x in v.values() if type(x) is dict or type(x) is list)  # type: ignore[attr-defined]
-        elif type(v) is list:
-            stack.extend((x, depth + 1) for x in v if type(x) is dict or type(x) is list)  # type: ignore[attr-defined]
+        children = v.values() if type(v) is dict else v  # type: ignore[attr-defined]
+        stack.extend((x, depth + 1) for x in children if type(x) is dict or type(x) is list)  # type: ignore[attr-defined]
     return False
 
 
 def parse_event(payload: bytes, *, default_cluster: str | None = None) -> AuditEvent:
     """Parse one payload. Never raises: an unusable payload gives an event without values."""
-    if not isinstance(payload, bytes):
+    if type(payload) is not bytes:
         try:
             payload = bytes(payload)
         except Exception:
@@ -161,10 +202,9 @@ def parse_event(payload: bytes, *, default_cluster: str | None = None) -> AuditE
         value = orjson.loads(payload)
     except orjson.JSONDecodeError:
         event.raw_mode = True
-        event.root = _audit_root(event, _raw_parse(event, payload))
+        event.set_root(_raw_parse(event, payload))
         return event
     if payload.count(b"{") + payload.count(b"[") > _MAX_DEPTH and _too_deep(value):
         return event  # fastjson refuses documents nested deeper than its limit
-    event.root = _audit_root(event, value)
-    event.unsafe = b"\\u" in payload or b"\\/" in payload
+    event.set_root(value)
     return event

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
-from k8saudit_eks_py.audit import AuditEvent, NeedRaw, parse_event
+from k8saudit_eks_py.audit import SHAPE_REQUEST, SHAPE_SPEC, AuditEvent, NeedRaw, parse_event
 from k8saudit_eks_py.fields.catalog import ARG_INDEX, ARG_KEY, FIELDS, FIELDS_JSON
-from k8saudit_eks_py.fields.extract import EXTRACTORS, NO_INDEX, Extractor
+from k8saudit_eks_py.fields.extract import EXTRACTORS, GROUPS, NO_INDEX, ROOT, Extractor
 from k8saudit_eks_py.fields.summary import event_to_string
 
 __all__ = [
@@ -33,53 +33,68 @@ def _no_value(ev: AuditEvent, arg: Any) -> Value:
 
 
 _BY_ID: Final[tuple[Extractor, ...]] = tuple(EXTRACTORS[f.name] for f in FIELDS)
+_GROUP: Final[tuple[int, ...]] = tuple(GROUPS[f.name] for f in FIELDS)
 _KIND: Final[tuple[int, ...]] = tuple(f.arg for f in FIELDS)
 _REQUIRED: Final[tuple[bool, ...]] = tuple(f.required for f in FIELDS)
 
+Step = tuple[int, Extractor, Any]  # (position in the request list, extractor, parsed argument)
 
-def _compile(field_id: int, arg: str | None) -> tuple[Extractor, Any]:
-    """The extractor and parsed argument of one request (done once per distinct request)."""
+
+def _compile(field_id: int, arg: str | None) -> tuple[Extractor, Any, int]:
+    """Extractor, parsed argument and group of one request (done once per distinct request)."""
     if type(field_id) is not int or not 0 <= field_id < len(_BY_ID):
-        return _no_value, None
+        return _no_value, None, ROOT
     kind = _KIND[field_id]
+    fn, group = _BY_ID[field_id], _GROUP[field_id]
     if arg is None:
         if _REQUIRED[field_id]:
-            return _no_value, None
-        return _BY_ID[field_id], NO_INDEX if kind == ARG_INDEX else None
+            return _no_value, None, ROOT
+        return fn, NO_INDEX if kind == ARG_INDEX else None, group
     if kind == ARG_INDEX:
         # Falco only accepts a decimal index here; anything else cannot match.
         if not (arg.isascii() and arg.isdigit()):
-            return _no_value, None
-        return _BY_ID[field_id], int(arg)
+            return _no_value, None, ROOT
+        return fn, int(arg), group
     if kind == ARG_KEY:
-        return _BY_ID[field_id], arg
-    return _BY_ID[field_id], None  # an argument on a field that takes none is ignored
+        return fn, arg, group
+    return fn, None, group  # an argument on a field that takes none is ignored
 
 
-class _Plans:
-    """The compiled form of the last request list (the shim resends the same list for every event)."""
+class _Plan:
+    """A compiled request list, split by group so that whole groups can be skipped per event."""
+
+    __slots__ = ("by_group", "size")
+
+    def __init__(self, requests: Sequence[tuple[int, str | None]]) -> None:
+        self.size = len(requests)
+        self.by_group: tuple[list[Step], list[Step], list[Step]] = ([], [], [])
+        for i, (field_id, arg) in enumerate(requests):
+            fn, parsed, group = _compile(field_id, arg)
+            self.by_group[group].append((i, fn, parsed))
+
+
+class _Last:
+    """The shim resends the same request list for every event: keep its compiled plan."""
 
     requests: ClassVar[Sequence[tuple[int, str | None]] | None] = None
-    plan: ClassVar[list[tuple[Extractor, Any]]] = []
+    plan: ClassVar[_Plan | None] = None
 
 
-def _plan(requests: Sequence[tuple[int, str | None]]) -> list[tuple[Extractor, Any]]:
-    if requests is _Plans.requests:
-        return _Plans.plan
-    plan = [_compile(fid, arg) for fid, arg in requests]
-    _Plans.requests, _Plans.plan = requests, plan
+def _plan(requests: Sequence[tuple[int, str | None]]) -> _Plan:
+    plan = _Last.plan
+    if requests is not _Last.requests or plan is None:
+        if plan is None or requests != _Last.requests:
+            plan = _Plan(requests)
+        _Last.requests, _Last.plan = requests, plan
     return plan
 
 
-def _run(ev: AuditEvent, fn: Extractor, arg: Any) -> Value:
+def _retry_raw(ev: AuditEvent, fn: Extractor, arg: Any) -> Value:
+    ev.switch_to_raw()
+    if ev.root is None:
+        return None
     try:
-        try:
-            return fn(ev, arg)
-        except NeedRaw:
-            ev.switch_to_raw()
-            if ev.root is None:
-                return None
-            return fn(ev, arg)
+        return fn(ev, arg)
     except Exception:  # a value function must never break the event: no value instead
         return None
 
@@ -99,18 +114,21 @@ def _bytes_if_needed(value: Value) -> Value:
 
 def extract_values(event: AuditEvent, requests: Sequence[tuple[int, str | None]]) -> list[Value]:
     """Values of every request, in order."""
+    plan = _plan(requests)
+    out: list[Value] = [None] * plan.size
     if event.root is None:
-        return [None] * len(requests)
-    out: list[Value] = []
-    append = out.append
-    for fn, arg in _plan(requests):
-        try:
-            append(fn(event, arg))
-        except NeedRaw:
-            event.switch_to_raw()
-            append(_run(event, fn, arg))
-        except Exception:  # a value function must never break the event: no value instead
-            append(None)
+        return out
+    shape = event.shape
+    for group in plan.by_group[: 3 if shape >= SHAPE_SPEC else 2 if shape == SHAPE_REQUEST else 1]:
+        for i, fn, arg in group:
+            try:
+                out[i] = fn(event, arg)
+            except NeedRaw:
+                out[i] = _retry_raw(event, fn, arg)
+                if event.root is None:
+                    return [None] * plan.size
+            except Exception:  # a value function must never break the event: no value instead
+                out[i] = None
     if event.invalid_utf8:
         out = [_bytes_if_needed(v) for v in out]
     return out
@@ -120,6 +138,11 @@ def extract_value(event: AuditEvent, field_id: int, arg: str | None) -> Value:
     """Value of one request (a request the shim has not seen before)."""
     if event.root is None:
         return None
-    fn, parsed = _compile(field_id, arg)
-    value = _run(event, fn, parsed)
+    fn, parsed, _group = _compile(field_id, arg)
+    try:
+        value = fn(event, parsed)
+    except NeedRaw:
+        value = _retry_raw(event, fn, parsed)
+    except Exception:  # a value function must never break the event: no value instead
+        value = None
     return _bytes_if_needed(value) if event.invalid_utf8 else value

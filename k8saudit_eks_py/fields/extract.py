@@ -15,6 +15,10 @@ Rules of the reference plugin worth knowing (all reproduced here):
 * ``ka.req.service.ports`` gives one value: the whole ports array as JSON text (indexing never applies
   because the array is the last key of the walk);
 * ``ka.target.pod.name`` never has a value.
+
+Each extractor carries a ``group`` (:data:`ROOT`, :data:`REQUEST`, :data:`SPEC`): a REQUEST extractor
+has no value unless the event has a usable ``requestObject``, a SPEC one unless ``requestObject.spec``
+is usable too (see ``AuditEvent.shape``), which lets ``extract_values`` skip them wholesale.
 """
 
 from __future__ import annotations
@@ -22,27 +26,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from k8saudit_eks_py.audit import SHAPE_GENERIC
 from k8saudit_eks_py.fields import uri
 
 if TYPE_CHECKING:
     from k8saudit_eks_py.audit import AuditEvent
 
-__all__ = ["EXTRACTORS", "MISSING"]
+__all__ = ["EXTRACTORS", "GROUPS", "MISSING", "NO_INDEX", "REQUEST", "ROOT", "SPEC"]
 
 Value = None | str | bytes | tuple[str | bytes, ...]
 Extractor = Callable[["AuditEvent", Any], Value]
 
 MISSING: Final = object()  # a key that is not there (JSON null is None)
 NO_INDEX: Final = -1
+ROOT: Final = 0
+REQUEST: Final = 1
+SPEC: Final = 2
+_SPEC_PATH: Final = ("requestObject", "spec")
 
 
 def _get(v: object, key: str) -> object:
-    return v.get(key, MISSING) if isinstance(v, dict) else MISSING
+    return v.get(key, MISSING) if type(v) is dict else MISSING
 
 
 def _path(v: object, keys: tuple[str, ...]) -> object:
     for k in keys:
-        if not isinstance(v, dict):
+        if type(v) is not dict:
             return MISSING
         v = v.get(k, MISSING)
     return v
@@ -55,7 +64,7 @@ def _s(ev: AuditEvent, v: object) -> str:
 def _walk(v: object, idx: int, keys: tuple[str, ...], start: int = 0) -> list[object] | None:
     """The reference walk over keys; None = not available, MISSING entries = holes under a fan-out."""
     for i in range(start, len(keys)):
-        if isinstance(v, list):
+        if type(v) is list:
             if idx == NO_INDEX:
                 out: list[object] = []
                 for item in v:
@@ -70,10 +79,20 @@ def _walk(v: object, idx: int, keys: tuple[str, ...], start: int = 0) -> list[ob
             v = v[idx]
         k = keys[i]
         if k:
-            v = v.get(k, MISSING) if isinstance(v, dict) else MISSING
+            v = v.get(k, MISSING) if type(v) is dict else MISSING
             if v is MISSING:
                 return None
     return [v]
+
+
+def _spec_walk_from(ev: AuditEvent, idx: int, rest: tuple[str, ...]) -> list[object] | None:
+    """The reference walk of requestObject.spec.<rest>, starting from the cached spec when possible."""
+    spec = ev.spec
+    if spec is not None:
+        return _walk(spec, idx, rest)
+    if ev.shape == SHAPE_GENERIC:
+        return _walk(ev.root, idx, _SPEC_PATH + rest)
+    return None
 
 
 def _strings_skip_holes(ev: AuditEvent, values: list[object]) -> Value:
@@ -85,6 +104,26 @@ def _strings_skip_holes(ev: AuditEvent, values: list[object]) -> Value:
 
 
 def _scalar(*keys: str) -> Extractor:
+    if len(keys) == 1:
+        (key,) = keys
+
+        def one(ev: AuditEvent, arg: Any) -> Value:
+            v = ev.root.get(key, MISSING)  # type: ignore[union-attr]
+            return None if v is MISSING else v if type(v) is str else ev.render(v)
+
+        return one
+    if len(keys) == 2:
+        k1, k2 = keys
+
+        def two(ev: AuditEvent, arg: Any) -> Value:
+            v = ev.root.get(k1)  # type: ignore[union-attr]
+            if type(v) is not dict:
+                return None
+            v = v.get(k2, MISSING)
+            return None if v is MISSING else v if type(v) is str else ev.render(v)
+
+        return two
+
     def fn(ev: AuditEvent, arg: Any) -> Value:
         v = _path(ev.root, keys)
         return None if v is MISSING else _s(ev, v)
@@ -92,10 +131,30 @@ def _scalar(*keys: str) -> Extractor:
     return fn
 
 
+def _spec_scalar(*keys: str) -> Extractor:
+    """A plain key path under requestObject.spec (no fan-out: Get on an array finds nothing)."""
+
+    def fn(ev: AuditEvent, arg: Any) -> Value:
+        v = _path(ev.spec, keys)
+        return None if v is MISSING else _s(ev, v)
+
+    return fn
+
+
+def _spec_listed(*keys: str) -> Extractor:
+    def fn(ev: AuditEvent, arg: Any) -> Value:
+        v = _path(ev.spec, keys)
+        if type(v) is not list:
+            return None
+        return tuple(_s(ev, x) for x in v) or None
+
+    return fn
+
+
 def _listed(*keys: str) -> Extractor:
     def fn(ev: AuditEvent, arg: Any) -> Value:
         v = _path(ev.root, keys)
-        if not isinstance(v, list):
+        if type(v) is not list:
             return None
         return tuple(_s(ev, x) for x in v) or None
 
@@ -133,7 +192,7 @@ def _has_name(ev: AuditEvent, arg: Any) -> Value:
 def _sourceips(ev: AuditEvent, arg: int) -> Value:
     # Fixed on purpose (see README): the top-level sourceIPs, not requestObject.rules[].sourceIPs.
     v = _get(ev.root, "sourceIPs")
-    if not isinstance(v, list):
+    if type(v) is not list:
         return None
     if arg != NO_INDEX:
         return (_s(ev, v[arg]),) if arg < len(v) else None
@@ -146,11 +205,11 @@ def _sourceips(ev: AuditEvent, arg: int) -> Value:
 def _subjects(kind: str, fmt: Callable[[AuditEvent, dict[str, Any]], str | None]) -> Extractor:
     def fn(ev: AuditEvent, arg: Any) -> Value:
         subjects = _path(ev.root, ("requestObject", "subjects"))
-        if not isinstance(subjects, list):
+        if type(subjects) is not list:
             return None
         out = []
         for sub in subjects:
-            if isinstance(sub, dict) and sub.get("kind") == kind:
+            if type(sub) is dict and sub.get("kind") == kind:
                 text = fmt(ev, sub)
                 if text is not None:
                     out.append(text)
@@ -184,7 +243,7 @@ def _rules(key: str) -> Extractor:
             return None
         out: list[str] = []
         for v in found:
-            if isinstance(v, list):
+            if type(v) is list:
                 out.extend(_s(ev, x) for x in v)
         return tuple(out) or None
 
@@ -196,17 +255,16 @@ def _rules(key: str) -> Extractor:
 
 def _spec_walk(*keys: str) -> Extractor:
     """Walk requestObject.spec.<keys> and return every value found, skipping holes."""
-    full = ("requestObject", "spec", *keys)
 
     def fn(ev: AuditEvent, arg: int) -> Value:
-        found = _walk(ev.root, arg, full)
+        found = _spec_walk_from(ev, arg, keys)
         return None if found is None else _strings_skip_holes(ev, found)
 
     return fn
 
 
 def _images(ev: AuditEvent, idx: int, ckey: str) -> tuple[str, ...] | None:
-    found = _walk(ev.root, idx, ("requestObject", "spec", ckey, "image"))
+    found = _spec_walk_from(ev, idx, (ckey, "image"))
     if found is None or MISSING in found:
         return None  # a container without image fails the whole field in the reference plugin
     return tuple(_s(ev, v) for v in found)
@@ -242,17 +300,17 @@ def _first_repository(ev: AuditEvent, arg: Any) -> Value:
 
 
 def _host_ports(ckey: str) -> Extractor:
-    keys = ("requestObject", "spec", ckey, "ports")
+    keys = (ckey, "ports")
 
     def fn(ev: AuditEvent, arg: int) -> Value:
-        found = _walk(ev.root, arg, keys)
+        found = _spec_walk_from(ev, arg, keys)
         if found is None:
             return None
         out: list[str] = []
         for ports in found:
             if ports is MISSING:
                 continue
-            if not isinstance(ports, list):
+            if type(ports) is not list:
                 return None
             for port in ports:
                 p = _get(port, "hostPort")
@@ -267,7 +325,7 @@ def _host_ports(ckey: str) -> Extractor:
 
 
 def _any_privileged(ev: AuditEvent, arg: Any) -> Value:
-    found = _walk(ev.root, NO_INDEX, ("requestObject", "spec", "containers", "securityContext", "privileged"))
+    found = _spec_walk_from(ev, NO_INDEX, ("containers", "securityContext", "privileged"))
     if found is None:
         return None
     return "true" if any(v is True for v in found) else "false"
@@ -275,31 +333,31 @@ def _any_privileged(ev: AuditEvent, arg: Any) -> Value:
 
 def _effective(ckey: str, key: str) -> Extractor:
     pod_keys = ("requestObject", "spec", key)
-    keys = ("requestObject", "spec", ckey, key)
+    keys = (ckey, key)
 
     def fn(ev: AuditEvent, arg: int) -> Value:
-        pod = _path(ev.root, pod_keys)
-        default = "0" if pod is MISSING else _s(ev, pod)
-        found = _walk(ev.root, arg, keys)
+        found = _spec_walk_from(ev, arg, keys)
         if found is None:
             return None
+        pod = _path(ev.root, pod_keys)
+        default = "0" if pod is MISSING else _s(ev, pod)
         return tuple(default if v is MISSING else _s(ev, v) for v in found) or None
 
     return fn
 
 
 def _joined(ckey: str, key: str) -> Extractor:
-    keys = ("requestObject", "spec", ckey, key)
+    keys = (ckey, key)
 
     def fn(ev: AuditEvent, arg: int) -> Value:
-        found = _walk(ev.root, arg, keys)
+        found = _spec_walk_from(ev, arg, keys)
         if found is None:
             return None
         out: list[str] = []
         for v in found:
             if v is MISSING:
                 continue
-            if isinstance(v, list):
+            if type(v) is list:
                 out.append(" ".join(_s(ev, x) for x in v))
             else:
                 out.append(_s(ev, v))
@@ -311,7 +369,7 @@ def _joined(ckey: str, key: str) -> Extractor:
 def _volume_hostpath(ev: AuditEvent, arg: Any) -> Value:
     if not arg:
         return None  # no argument; the reference plugin crashes on an empty one
-    found = _walk(ev.root, NO_INDEX, ("requestObject", "spec", "volumes", "hostPath", "path"))
+    found = _spec_walk_from(ev, NO_INDEX, ("volumes", "hostPath", "path"))
     if found is None:
         return None
     prefix = arg[:-1] if arg.endswith("*") else None
@@ -325,12 +383,12 @@ def _volume_hostpath(ev: AuditEvent, arg: Any) -> Value:
 
 
 def _volume_types(ev: AuditEvent, arg: int) -> Value:
-    found = _walk(ev.root, arg, ("requestObject", "spec", "volumes", ""))
+    found = _spec_walk_from(ev, arg, ("volumes", ""))
     if found is None:
         return None
     out: list[str] = []
     for v in found:
-        if isinstance(v, dict):
+        if type(v) is dict:
             out.extend(k for k in v if k != "name")
     return tuple(out) or None
 
@@ -357,10 +415,10 @@ def _container_family(ckey: str) -> dict[str, Extractor]:
     }
 
 
-def _build() -> dict[str, Extractor]:
+def _build() -> tuple[dict[str, Extractor], dict[str, int]]:
     ann = "annotations"
     ro = "requestObject"
-    table: dict[str, Extractor] = {
+    root: dict[str, Extractor] = {
         "ka.auditid": _scalar("auditID"),
         "ka.stage": _scalar("stage"),
         "ka.auth.decision": _scalar(ann, "authorization.k8s.io/decision"),
@@ -382,37 +440,8 @@ def _build() -> dict[str, Extractor]:
         "ka.target.resource": _scalar("objectRef", "resource"),
         "ka.target.subresource": _scalar("objectRef", "subresource"),
         "ka.target.pod.name": _nothing,
-        "ka.req.binding.subjects": _listed(ro, "subjects"),
-        "ka.req.binding.subjects.user_names": _subjects("User", _subject_name),
-        "ka.req.binding.subjects.serviceaccount_names": _subjects("ServiceAccount", _subject_name),
-        "ka.req.binding.subjects.serviceaccount_ns_names": _subjects("ServiceAccount", _subject_ns_name),
-        "ka.req.binding.subjects.group_names": _subjects("Group", _subject_name),
-        "ka.req.binding.role": _scalar(ro, "roleRef", "name"),
         "ka.req.binding.subject.has_name": _has_name,
         "ka.req.configmap.name": _scalar("objectRef", "name"),
-        "ka.req.configmap.obj": _scalar(ro, "data"),
-        "ka.req.container.image": _first_image,
-        "ka.req.container.image.repository": _first_repository,
-        "ka.req.pod.host_ipc": _scalar(ro, "spec", "hostIPC"),
-        "ka.req.pod.host_network": _scalar(ro, "spec", "hostNetwork"),
-        "ka.req.container.host_network": _scalar(ro, "spec", "hostNetwork"),
-        "ka.req.pod.host_pid": _scalar(ro, "spec", "hostPID"),
-        "ka.req.container.privileged": _any_privileged,
-        "ka.req.pod.run_as_user": _scalar(ro, "spec", "securityContext", "runAsUser"),
-        "ka.req.pod.run_as_group": _scalar(ro, "spec", "securityContext", "runAsGroup"),
-        "ka.req.role.rules": _listed(ro, "rules"),
-        "ka.req.role.rules.apiGroups": _rules("apiGroups"),
-        "ka.req.role.rules.nonResourceURLs": _rules("nonResourceURLs"),
-        "ka.req.role.rules.verbs": _rules("verbs"),
-        "ka.req.role.rules.resources": _rules("resources"),
-        "ka.req.pod.fs_group": _scalar(ro, "spec", "securityContext", "fsGroup"),
-        "ka.req.pod.supplemental_groups": _listed(ro, "spec", "securityContext", "supplementalGroups"),
-        "ka.req.service.type": _scalar(ro, "spec", "type"),
-        "ka.req.service.ports": _spec_walk("ports"),
-        "ka.req.pod.volumes.hostpath": _spec_walk("volumes", "hostPath", "path"),
-        "ka.req.volume.hostpath": _volume_hostpath,
-        "ka.req.pod.volumes.flexvolume_driver": _spec_walk("volumes", "flexVolume", "driver"),
-        "ka.req.pod.volumes.volume_type": _volume_types,
         "ka.resp.name": _scalar("responseObject", "metadata", "name"),
         "ka.response.code": _scalar("responseStatus", "code"),
         "ka.response.reason": _scalar("responseStatus", "reason"),
@@ -420,10 +449,47 @@ def _build() -> dict[str, Extractor]:
         "ka.sourceips": _sourceips,
         "ka.cluster.name": _cluster_name,
     }
+    request: dict[str, Extractor] = {
+        "ka.req.binding.subjects": _listed(ro, "subjects"),
+        "ka.req.binding.subjects.user_names": _subjects("User", _subject_name),
+        "ka.req.binding.subjects.serviceaccount_names": _subjects("ServiceAccount", _subject_name),
+        "ka.req.binding.subjects.serviceaccount_ns_names": _subjects("ServiceAccount", _subject_ns_name),
+        "ka.req.binding.subjects.group_names": _subjects("Group", _subject_name),
+        "ka.req.binding.role": _scalar(ro, "roleRef", "name"),
+        "ka.req.configmap.obj": _scalar(ro, "data"),
+        "ka.req.role.rules": _listed(ro, "rules"),
+        "ka.req.role.rules.apiGroups": _rules("apiGroups"),
+        "ka.req.role.rules.nonResourceURLs": _rules("nonResourceURLs"),
+        "ka.req.role.rules.verbs": _rules("verbs"),
+        "ka.req.role.rules.resources": _rules("resources"),
+    }
+    spec: dict[str, Extractor] = {
+        "ka.req.container.image": _first_image,
+        "ka.req.container.image.repository": _first_repository,
+        "ka.req.pod.host_ipc": _spec_scalar("hostIPC"),
+        "ka.req.pod.host_network": _spec_scalar("hostNetwork"),
+        "ka.req.container.host_network": _spec_scalar("hostNetwork"),
+        "ka.req.pod.host_pid": _spec_scalar("hostPID"),
+        "ka.req.container.privileged": _any_privileged,
+        "ka.req.pod.run_as_user": _spec_scalar("securityContext", "runAsUser"),
+        "ka.req.pod.run_as_group": _spec_scalar("securityContext", "runAsGroup"),
+        "ka.req.pod.fs_group": _spec_scalar("securityContext", "fsGroup"),
+        "ka.req.pod.supplemental_groups": _spec_listed("securityContext", "supplementalGroups"),
+        "ka.req.service.type": _spec_scalar("type"),
+        "ka.req.service.ports": _spec_walk("ports"),
+        "ka.req.pod.volumes.hostpath": _spec_walk("volumes", "hostPath", "path"),
+        "ka.req.volume.hostpath": _volume_hostpath,
+        "ka.req.pod.volumes.flexvolume_driver": _spec_walk("volumes", "flexVolume", "driver"),
+        "ka.req.pod.volumes.volume_type": _volume_types,
+    }
     for ckey in ("containers", "initContainers", "ephemeralContainers"):
         for suffix, fn in _container_family(ckey).items():
-            table[f"ka.req.pod.{ckey}.{suffix}"] = fn
-    return table
+            spec[f"ka.req.pod.{ckey}.{suffix}"] = fn
+    table = {**root, **request, **spec}
+    groups = {
+        name: group for group, part in ((ROOT, root), (REQUEST, request), (SPEC, spec)) for name in part
+    }
+    return table, groups
 
 
-EXTRACTORS: Final[dict[str, Extractor]] = _build()
+EXTRACTORS, GROUPS = _build()

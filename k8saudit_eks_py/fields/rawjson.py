@@ -8,8 +8,9 @@ non-string values from their original text. This parser reproduces what matters 
 * a number is any run of ``0-9 . - + e E`` (or inf/nan), kept as text (:class:`RawNumber`);
 * ``true``/``false``/``null`` are matched by prefix; the first of duplicate keys wins (fastjson's Get);
 * nesting deeper than :data:`MAX_DEPTH` is an error, as in fastjson;
-* objects and arrays are :class:`RawDict` / :class:`RawList`, carrying ``raw``: their compact rendering
-  with every leaf as originally written (strings keep their escapes, numbers their spelling).
+* objects and arrays are plain dicts and lists (so extractors need no special case); their compact
+  rendering, with every leaf as originally written (strings keep their escapes, numbers their
+  spelling), is kept in a side table keyed by ``id()`` of the object (the tree keeps them alive).
 
 Strings are decoded with ``surrogateescape`` so that invalid UTF-8 survives as lone surrogates; the
 caller turns such values back into bytes. Pure Python and slower than orjson: used only when needed.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["MAX_DEPTH", "JSONParseError", "RawDict", "RawList", "RawNumber", "parse"]
+__all__ = ["MAX_DEPTH", "JSONParseError", "RawNumber", "parse"]
 
 MAX_DEPTH: Final = 300  # fastjson.MaxDepth
 
@@ -39,16 +40,6 @@ class RawNumber:
 
     def __repr__(self) -> str:
         return f"RawNumber({self.text!r})"
-
-
-class RawDict(dict):  # type: ignore[type-arg]
-    __slots__ = ("raw",)
-    raw: str
-
-
-class RawList(list):  # type: ignore[type-arg]
-    __slots__ = ("raw",)
-    raw: str
 
 
 _WS = re.compile(rb"[ \t\r\n]*")
@@ -122,11 +113,12 @@ def _is_hex(b: bytes) -> bool:
 
 
 class _Parser:
-    __slots__ = ("data", "invalid_utf8")
+    __slots__ = ("data", "invalid_utf8", "raw_texts")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.invalid_utf8 = False
+        self.raw_texts: dict[int, str] = {}
 
     def ws(self, pos: int) -> int:
         m = _WS.match(self.data, pos)
@@ -208,14 +200,14 @@ class _Parser:
         text = _decode(data[pos:end])
         return RawNumber(text), text, end
 
-    def obj(self, pos: int, depth: int) -> tuple[RawDict, str, int]:
+    def obj(self, pos: int, depth: int) -> tuple[dict[str, object], str, int]:
         if depth > MAX_DEPTH:
             raise JSONParseError("too deep")
         data = self.data
-        result = RawDict()
+        result: dict[str, object] = {}
         pos = self.ws(pos + 1)
         if data[pos : pos + 1] == b"}":
-            result.raw = "{}"
+            self.raw_texts[id(result)] = "{}"
             return result, "{}", pos + 1
         parts: list[str] = []
         while True:
@@ -238,18 +230,18 @@ class _Parser:
                 continue
             if c == b"}":
                 text = "{" + ",".join(parts) + "}"
-                result.raw = text
+                self.raw_texts[id(result)] = text
                 return result, text, pos + 1
             raise JSONParseError("expected , or }")
 
-    def arr(self, pos: int, depth: int) -> tuple[RawList, str, int]:
+    def arr(self, pos: int, depth: int) -> tuple[list[object], str, int]:
         if depth > MAX_DEPTH:
             raise JSONParseError("too deep")
         data = self.data
-        result = RawList()
+        result: list[object] = []
         pos = self.ws(pos + 1)
         if data[pos : pos + 1] == b"]":
-            result.raw = "[]"
+            self.raw_texts[id(result)] = "[]"
             return result, "[]", pos + 1
         parts: list[str] = []
         while True:
@@ -263,15 +255,17 @@ class _Parser:
                 continue
             if c == b"]":
                 text = "[" + ",".join(parts) + "]"
-                result.raw = text
+                self.raw_texts[id(result)] = text
                 return result, text, pos + 1
             raise JSONParseError("expected , or ]")
 
 
-def parse(data: bytes) -> tuple[object, bool]:
-    """Parse a whole document; returns (value, saw_invalid_utf8). Raises JSONParseError."""
+def parse(data: bytes) -> tuple[object, bool, dict[int, str]]:
+    """Parse a whole document: (value, saw_invalid_utf8, raw text of each object/array by id).
+
+    Raises JSONParseError."""
     parser = _Parser(data)
     value, _raw, pos = parser.value(parser.ws(0), 0)
     if parser.ws(pos) != len(data):
         raise JSONParseError("unexpected tail")
-    return value, parser.invalid_utf8
+    return value, parser.invalid_utf8, parser.raw_texts

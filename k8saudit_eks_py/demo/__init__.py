@@ -84,9 +84,9 @@ def run_demo(
             instance = state.open(cluster)
             try:
                 _read(state, instance, formatter, result, say, timeout)
+                result.metrics = {name: value for name, _, value in state.metrics()}
             finally:
                 instance.close()
-            result.metrics = {name: value for name, _, value in state.metrics()}
         finally:
             state.destroy()
     _summary(result, say)

@@ -1,0 +1,251 @@
+"""`k8saudit-eks-py check` against a real local AWS (moto server on 127.0.0.1: sts, eks, logs, iam)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.support.moto_server import MotoServer, dummy_environ
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+AUDIT_STREAM = "kube-apiserver-audit-" + "0123456789abcdef" * 2
+ENABLE = (
+    "aws eks update-cluster-config --name {name} --region us-east-1 "
+    """--logging '{{"clusterLogging":[{{"types":["audit"],"enabled":true}}]}}'"""
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MotoServer]:
+    s = MotoServer()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def client(server: MotoServer, service: str, **keys: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=server.url,
+        region_name=REGION,
+        aws_access_key_id=keys.get("id", "testing"),
+        aws_secret_access_key=keys.get("secret", "testing"),
+    )
+
+
+def make_cluster(
+    server: MotoServer, name: str, *, audit: bool = True, group: bool = True, age_s: int = 30
+) -> None:
+    client(server, "eks").create_cluster(
+        name=name,
+        roleArn="arn:aws:iam::123456789012:role/eks",
+        resourcesVpcConfig={"subnetIds": []},
+        logging={"clusterLogging": [{"types": ["api", "audit"] if audit else ["api"], "enabled": True}]},
+    )
+    if not group:
+        return
+    logs = client(server, "logs")
+    g = f"/aws/eks/{name}/cluster"
+    logs.create_log_group(logGroupName=g)
+    for stream in (AUDIT_STREAM, "authenticator-" + "f" * 32):
+        logs.create_log_stream(logGroupName=g, logStreamName=stream)
+    ts = int((time.time() - age_s) * 1000)
+    logs.put_log_events(
+        logGroupName=g,
+        logStreamName=AUDIT_STREAM if audit else "authenticator-" + "f" * 32,
+        logEvents=[{"timestamp": ts, "message": '{"kind":"Event","verb":"get"}'}],
+    )
+
+
+def check(server: MotoServer, name: str, *extra: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    e = env or dummy_environ()
+    e["AWS_ENDPOINT_URL"] = server.url  # STS and EKS (and IAM) go to the local server too
+    e["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "k8saudit_eks_py",
+            "check",
+            name,
+            "--region",
+            REGION,
+            "--endpoint-url",
+            server.url,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=120,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_all_checks_pass_on_a_healthy_cluster(server: MotoServer) -> None:
+    make_cluster(server, "healthy")
+    rc, out = check(server, "healthy")
+    assert rc == 0, out
+    assert out.splitlines() == [
+        f"✓ AWS region: {REGION}",
+        "✓ AWS credentials: arn:aws:sts::123456789012:user/moto (account 123456789012)",
+        "✓ EKS audit logging enabled on cluster healthy",
+        "✓ IAM logs:DescribeLogGroups: allowed",
+        "✓ log group /aws/eks/healthy/cluster exists",
+        "✓ IAM logs:FilterLogEvents: allowed",
+        out.splitlines()[6],
+        "all checks passed",
+    ]
+    assert out.splitlines()[6].startswith("✓ recent audit events (last 60 min): newest ")
+
+
+def test_audit_logging_off_and_no_audit_events(server: MotoServer) -> None:
+    make_cluster(server, "quiet", audit=False)
+    rc, out = check(server, "quiet")
+    assert rc == 1
+    assert "✗ EKS audit logging enabled on cluster quiet: the audit log type is disabled" in out
+    assert ENABLE.format(name="quiet") in out
+    assert "✗ recent audit events (last 60 min): no event in streams kube-apiserver-audit-*" in out
+
+
+def test_old_events_only_are_not_recent(server: MotoServer) -> None:
+    make_cluster(server, "stale", age_s=7200)
+    rc, out = check(server, "stale")
+    assert rc == 1
+    assert "✗ recent audit events (last 60 min)" in out
+    rc, out = check(server, "stale", "--window", "3h")
+    assert rc == 0, out
+
+
+def test_missing_log_group(server: MotoServer) -> None:
+    make_cluster(server, "nolog", group=False)
+    rc, out = check(server, "nolog")
+    assert rc == 1
+    assert (
+        "✗ log group /aws/eks/nolog/cluster exists: not found in account 123456789012, region us-east-1"
+        in out
+    )
+    assert ENABLE.format(name="nolog") in out
+    assert "- recent audit events (last 60 min): the log group does not exist" in out
+
+
+def test_unknown_cluster_fails_with_list_clusters_hint(server: MotoServer) -> None:
+    rc, out = check(server, "nosuchcluster")
+    assert rc == 1
+    assert "✗ EKS audit logging enabled on cluster nosuchcluster: no cluster 'nosuchcluster'" in out
+    assert "aws eks list-clusters --region us-east-1" in out
+
+
+def test_no_credentials(server: MotoServer) -> None:
+    env = dummy_environ()
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        env.pop(key)
+    rc, out = check(server, "healthy", env=env)
+    assert rc == 1
+    assert out.splitlines()[:2] == [f"✓ AWS region: {REGION}", "✗ AWS credentials: no credentials found"]
+    assert "eks.amazonaws.com/role-arn" in out
+
+
+def _reset_auth(server: MotoServer, value: str) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("POST", "/moto-api/reset-auth", body=value, headers={"Content-Type": "text/plain"})
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
+def test_denied_filter_log_events_prints_the_policy(server: MotoServer) -> None:
+    make_cluster(server, "locked")
+    iam = client(server, "iam")
+    iam.create_user(UserName="falco")
+    allow = {
+        "Effect": "Allow",
+        "Action": ["logs:DescribeLogGroups", "sts:GetCallerIdentity"],
+        "Resource": "*",
+    }
+    iam.put_user_policy(
+        UserName="falco",
+        PolicyName="partial",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow]}),
+    )
+    key = iam.create_access_key(UserName="falco")["AccessKey"]
+    env = dummy_environ()
+    env.pop("AWS_SESSION_TOKEN")
+    env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = key["AccessKeyId"], key["SecretAccessKey"]
+    _reset_auth(server, "0")  # from now on moto authorizes every request against IAM
+    try:
+        rc, out = check(server, "locked", env=env)
+    finally:
+        _reset_auth(server, "inf")
+    assert rc == 1, out
+    assert "✓ AWS credentials: arn:aws:iam::123456789012:user/falco" in out
+    assert "! EKS audit logging enabled on cluster locked: not checked" in out  # warns, does not fail
+    assert "✓ IAM logs:DescribeLogGroups: allowed" in out
+    assert (
+        "✗ IAM logs:FilterLogEvents: AccessDenied: User: arn:aws:iam::123456789012:user/falco is not" in out
+    )
+    policy_text = out[
+        out.index("{", out.index("fix: allow logs:FilterLogEvents")) : out.index("- recent audit")
+    ]
+    policy = json.loads(policy_text)
+    assert policy["Statement"][0] == {
+        "Sid": "ReadEksAuditLogs",
+        "Effect": "Allow",
+        "Action": ["logs:FilterLogEvents"],
+        "Resource": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/eks/locked/cluster:*",
+    }
+    assert "- recent audit events (last 60 min): needs logs:FilterLogEvents" in out
+
+
+def test_role_arn_is_assumed_before_the_checks(server: MotoServer) -> None:
+    make_cluster(server, "cross")
+    role = client(server, "iam").create_role(
+        RoleName="falco-reader",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    rc, out = check(server, "cross", "--role-arn", role)
+    assert rc == 0, out
+    assert (
+        f"✓ assume role {role}: arn:aws:sts::123456789012:assumed-role/falco-reader/k8saudit-eks-py-check"
+        in out
+    )
+
+
+def test_exit_status_when_a_local_endpoint_is_down() -> None:
+    env = dummy_environ()
+    env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # discard port: connection refused
+    env["PYTHONPATH"] = str(ROOT)
+    env["AWS_MAX_ATTEMPTS"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "k8saudit_eks_py", "check", "x", "--region", REGION],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "✗ AWS credentials: EndpointConnectionError" in proc.stdout
+    assert "all checks passed" not in proc.stdout

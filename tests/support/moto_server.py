@@ -14,6 +14,12 @@ from typing import Any
 
 import boto3
 import orjson
+import pytest
+
+from k8saudit_eks_py.checkpoint import clear_memory
+from k8saudit_eks_py.config import PluginConfig, parse_config
+from k8saudit_eks_py.sources.cloudwatch import Tuning
+from k8saudit_eks_py.sources.window import WindowParams
 
 REGION = "us-east-1"
 DUMMY_ENV = {
@@ -154,3 +160,72 @@ def put_events(client: Any, group: str, stream: str, events: Iterable[tuple[int,
         size += cost
     if batch:
         client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+
+
+# ------------------------------------------------------------------------------------ reading back
+
+
+def read_until(source: Any, want: int, timeout: float, settle: float = 0.0) -> list[tuple[int, bytes]]:
+    """Events from next_batch until `want` arrived or `timeout` passed, then `settle` more seconds of reading
+    (to catch duplicates that a later sweep would produce)."""
+    got: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        batch, _ = source.next_batch(500, 0.2)
+        got.extend(batch)
+    end = time.monotonic() + settle
+    while time.monotonic() < end:
+        batch, _ = source.next_batch(500, 0.2)
+        got.extend(batch)
+    return got
+
+
+def audit_ids(events: Iterable[tuple[int, bytes]]) -> list[str]:
+    return [str(orjson.loads(payload)["auditID"]) for _, payload in events]
+
+
+# ------------------------------------------------------------------------------------ pytest fixtures
+
+# Small backoffs, a 4-minute lookback swept on every poll: the scenarios stay fast and still exercise late
+# arrivals and re-reads.
+FAST = Tuning(
+    backoff_min_s=0.02,
+    backoff_max_s=0.3,
+    connect_timeout_s=2.0,
+    read_timeout_s=5.0,
+    page_limit=500,
+    window=WindowParams(lookback_ms=240_000, overlap_ms=2_000, sweep_every_ms=500, step_ms=600_000),
+    preflight_attempts=2,
+    close_timeout_s=8.0,
+    log_every_s=5.0,
+)
+
+
+def make_config(endpoint: str, **overrides: Any) -> PluginConfig:
+    values: dict[str, Any] = {
+        "endpoint_url": endpoint,
+        "region": REGION,
+        "shift": 600,
+        "lookback": 240,
+        "polling_interval": 1,
+        "max_api_calls_per_second": 100.0,
+    }
+    values.update(overrides)
+    return parse_config(orjson.dumps(values).decode())
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials only, and no in-process positions left over from another test."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in DUMMY_ENV.items():
+        monkeypatch.setenv(name, value)
+    clear_memory()

@@ -158,13 +158,28 @@ def _url_query(raw: bytes) -> bytes | None:
     return query
 
 
+# An absolute path without authority, escapes, fragment or control characters, and a query without
+# escapes, '+' or ';': url.Parse cannot fail and no value needs decoding (most API server URIs).
+_PLAIN = re.compile(r"/(?!/)[^\x00-\x1f\x7f#%?]*\?[^\x00-\x1f\x7f#%;+]*\Z")
+
+
 def first_query_values(uri: str | bytes) -> dict[Decoded, Decoded] | None:
     """First value of every query key, or None when Go's url.Parse or url.ParseQuery fails."""
+    if type(uri) is str:
+        if "?" not in uri:
+            return {}  # no query at all: no value, whether or not the rest would parse
+        if _PLAIN.match(uri):
+            values: dict[Decoded, Decoded] = {}
+            for pair in uri.partition("?")[2].split("&"):
+                if pair:
+                    key, _, value = pair.partition("=")
+                    values.setdefault(key, value)
+            return values
     raw = uri if isinstance(uri, bytes) else uri.encode("utf-8", "surrogateescape")
     query = _url_query(raw)
     if query is None:
         return None
-    values: dict[Decoded, Decoded] = {}
+    values = {}
     if not query:
         return values
     ok = True

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 from botocore.stub import Stubber
 
 from k8saudit_eks_py.cli.check import format_results
-from k8saudit_eks_py.preflight import FAIL, PASS, SKIP, WARN, Options, iam_policy, run_checks
+from k8saudit_eks_py.preflight import FAIL, PASS, SKIP, WARN, Options, run_checks
 
 NOW = 1_800_000_000.0
 GROUP = "/aws/eks/prod/cluster"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class StubbedSession:
@@ -216,8 +213,3 @@ def test_xml_error_bodies_are_understood() -> None:
     assert denied.status == FAIL
     assert denied.detail == "AccessDenied: not authorized to perform: logs:DescribeLogGroups"
     assert "logs:DescribeLogGroups" in denied.fix
-
-
-@pytest.mark.parametrize("path", ["examples/iam-policy.json"])
-def test_example_policy_is_the_one_check_prints(path: str) -> None:
-    assert json.loads((ROOT / path).read_text()) == iam_policy()

@@ -71,6 +71,7 @@ class AuditEvent:
         "payload",
         "raw_mode",
         "raw_texts",
+        "request_object",
         "root",
         "shape",
         "spec",
@@ -82,6 +83,7 @@ class AuditEvent:
         self.default_cluster = default_cluster
         self.root: dict[str, Any] | None = None
         self.shape = SHAPE_NONE
+        self.request_object: dict[str, Any] | None = None  # set when requestObject is an object
         self.spec: dict[str, Any] | None = None  # set when shape is SHAPE_SPEC
         self.raw_mode = False
         self.raw_texts: dict[int, str] = {}  # raw mode: rendering of each object/array, by id()
@@ -98,6 +100,7 @@ class AuditEvent:
         self.root = value
         ro = value.get("requestObject")
         if type(ro) is dict:
+            self.request_object = ro
             spec = ro.get("spec")
             if type(spec) is dict:
                 self.shape, self.spec = SHAPE_SPEC, spec
@@ -112,7 +115,7 @@ class AuditEvent:
         """Re-parse with the raw-text parser; later extractions use that tree."""
         self.cache.clear()
         self.raw_mode = True
-        self.shape, self.spec = SHAPE_NONE, None
+        self.shape, self.spec, self.request_object = SHAPE_NONE, None, None
         self.set_root(_raw_parse(self, self.payload))
 
     def render(self, v: object) -> str:

@@ -7,12 +7,22 @@ passing the same requests. Extraction never raises: anything unexpected gives "n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Final
 
-from k8saudit_eks_py.audit import SHAPE_REQUEST, SHAPE_SPEC, AuditEvent, NeedRaw, parse_event
+from k8saudit_eks_py.audit import SHAPE_GENERIC, SHAPE_NONE, SHAPE_SPEC, AuditEvent, NeedRaw, parse_event
 from k8saudit_eks_py.fields.catalog import ARG_INDEX, ARG_KEY, FIELDS, FIELDS_JSON
-from k8saudit_eks_py.fields.extract import EXTRACTORS, GROUPS, NO_INDEX, ROOT, Extractor
+from k8saudit_eks_py.fields.extract import (
+    EXTRACTORS,
+    GROUPS,
+    NO_INDEX,
+    REQUEST,
+    REQUEST_KEYS,
+    ROOT,
+    SPEC,
+    SPEC_KEYS,
+    Extractor,
+)
 from k8saudit_eks_py.fields.summary import event_to_string
 
 __all__ = [
@@ -34,6 +44,8 @@ def _no_value(ev: AuditEvent, arg: Any) -> Value:
 
 _BY_ID: Final[tuple[Extractor, ...]] = tuple(EXTRACTORS[f.name] for f in FIELDS)
 _GROUP: Final[tuple[int, ...]] = tuple(GROUPS[f.name] for f in FIELDS)
+_SPEC_KEY: Final[tuple[str | None, ...]] = tuple(SPEC_KEYS.get(f.name) for f in FIELDS)
+_REQUEST_KEY: Final[tuple[str | None, ...]] = tuple(REQUEST_KEYS.get(f.name) for f in FIELDS)
 _KIND: Final[tuple[int, ...]] = tuple(f.arg for f in FIELDS)
 _REQUIRED: Final[tuple[bool, ...]] = tuple(f.required for f in FIELDS)
 
@@ -61,16 +73,31 @@ def _compile(field_id: int, arg: str | None) -> tuple[Extractor, Any, int]:
 
 
 class _Plan:
-    """A compiled request list, split by group so that whole groups can be skipped per event."""
+    """A compiled request list, split so that whole groups can be skipped per event.
 
-    __slots__ = ("by_group", "size")
+    ``root`` holds the ROOT steps; ``request`` (``spec``) maps a requestObject (spec) key, or None
+    for "any", to the REQUEST (SPEC) steps that need it; ``*_all`` hold them all."""
+
+    __slots__ = ("request", "request_all", "root", "size", "spec", "spec_all")
 
     def __init__(self, requests: Sequence[tuple[int, str | None]]) -> None:
         self.size = len(requests)
-        self.by_group: tuple[list[Step], list[Step], list[Step]] = ([], [], [])
+        self.root: list[Step] = []
+        self.request: dict[str | None, list[Step]] = {}
+        self.request_all: list[Step] = []
+        self.spec: dict[str | None, list[Step]] = {}
+        self.spec_all: list[Step] = []
         for i, (field_id, arg) in enumerate(requests):
             fn, parsed, group = _compile(field_id, arg)
-            self.by_group[group].append((i, fn, parsed))
+            step = (i, fn, parsed)
+            if group == SPEC:
+                self.spec.setdefault(_SPEC_KEY[field_id], []).append(step)
+                self.spec_all.append(step)
+            elif group == REQUEST:
+                self.request.setdefault(_REQUEST_KEY[field_id], []).append(step)
+                self.request_all.append(step)
+            else:
+                self.root.append(step)
 
 
 class _Last:
@@ -112,18 +139,40 @@ def _bytes_if_needed(value: Value) -> Value:
     return value
 
 
+def _steps(plan: _Plan, event: AuditEvent) -> Iterator[list[Step]]:
+    """The step lists that can yield a value for this event's shape."""
+    yield plan.root
+    shape = event.shape
+    if shape == SHAPE_NONE:
+        return
+    ro = event.request_object
+    if ro is None:
+        yield plan.request_all
+    else:
+        for key, steps in plan.request.items():
+            if key is None or key in ro:
+                yield steps
+    if shape == SHAPE_GENERIC:
+        yield plan.spec_all
+    elif shape == SHAPE_SPEC:
+        spec = event.spec
+        for key, steps in plan.spec.items():
+            if key is None or key in spec:  # type: ignore[operator]
+                yield steps
+
+
 def extract_values(event: AuditEvent, requests: Sequence[tuple[int, str | None]]) -> list[Value]:
     """Values of every request, in order."""
     plan = _plan(requests)
     out: list[Value] = [None] * plan.size
     if event.root is None:
         return out
-    shape = event.shape
-    for group in plan.by_group[: 3 if shape >= SHAPE_SPEC else 2 if shape == SHAPE_REQUEST else 1]:
-        for i, fn, arg in group:
+    for steps in _steps(plan, event):
+        for i, fn, arg in steps:
             try:
                 out[i] = fn(event, arg)
             except NeedRaw:
+                # The raw tree keeps the same shape, so the remaining step lists stay valid.
                 out[i] = _retry_raw(event, fn, arg)
                 if event.root is None:
                     return [None] * plan.size

@@ -16,9 +16,10 @@ Rules of the reference plugin worth knowing (all reproduced here):
   because the array is the last key of the walk);
 * ``ka.target.pod.name`` never has a value.
 
-Each extractor carries a ``group`` (:data:`ROOT`, :data:`REQUEST`, :data:`SPEC`): a REQUEST extractor
+Each field has a group (:data:`GROUPS`: :data:`ROOT`, :data:`REQUEST`, :data:`SPEC`): a REQUEST field
 has no value unless the event has a usable ``requestObject``, a SPEC one unless ``requestObject.spec``
-is usable too (see ``AuditEvent.shape``), which lets ``extract_values`` skip them wholesale.
+is usable too (see ``AuditEvent.shape``), and a field of :data:`REQUEST_KEYS` / :data:`SPEC_KEYS`
+none unless requestObject / spec has that key; this lets ``extract_values`` skip them wholesale.
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ from k8saudit_eks_py.fields import uri
 if TYPE_CHECKING:
     from k8saudit_eks_py.audit import AuditEvent
 
-__all__ = ["EXTRACTORS", "GROUPS", "MISSING", "NO_INDEX", "REQUEST", "ROOT", "SPEC"]
+__all__ = [
+    "EXTRACTORS",
+    "GROUPS",
+    "MISSING",
+    "NO_INDEX",
+    "REQUEST",
+    "REQUEST_KEYS",
+    "ROOT",
+    "SPEC",
+    "SPEC_KEYS",
+]
 
 Value = None | str | bytes | tuple[str | bytes, ...]
 Extractor = Callable[["AuditEvent", Any], Value]
@@ -43,6 +54,7 @@ ROOT: Final = 0
 REQUEST: Final = 1
 SPEC: Final = 2
 _SPEC_PATH: Final = ("requestObject", "spec")
+_SPEC_LISTS: Final = ("containers", "initContainers", "ephemeralContainers")
 
 
 def _get(v: object, key: str) -> object:
@@ -482,14 +494,30 @@ def _build() -> tuple[dict[str, Extractor], dict[str, int]]:
         "ka.req.pod.volumes.flexvolume_driver": _spec_walk("volumes", "flexVolume", "driver"),
         "ka.req.pod.volumes.volume_type": _volume_types,
     }
-    for ckey in ("containers", "initContainers", "ephemeralContainers"):
+    for ckey in _SPEC_LISTS:
         for suffix, fn in _container_family(ckey).items():
             spec[f"ka.req.pod.{ckey}.{suffix}"] = fn
     table = {**root, **request, **spec}
     groups = {
         name: group for group, part in ((ROOT, root), (REQUEST, request), (SPEC, spec)) for name in part
     }
-    return table, groups
+    # Fields whose every walk goes through requestObject[<key>] (resp. spec[<key>]): no value at all
+    # when that object lacks the key.
+    needs = {name: key for name in request for key in ("subjects", "rules") if f".{key}" in name}
+    needs.update({"ka.req.binding.role": "roleRef", "ka.req.configmap.obj": "data"})
+    spec_keys = {name: key for name in spec for key in _SPEC_LISTS if name.startswith(f"ka.req.pod.{key}.")}
+    spec_keys.update(
+        {
+            "ka.req.container.image": "containers",
+            "ka.req.container.image.repository": "containers",
+            "ka.req.container.privileged": "containers",
+            "ka.req.pod.volumes.hostpath": "volumes",
+            "ka.req.volume.hostpath": "volumes",
+            "ka.req.pod.volumes.flexvolume_driver": "volumes",
+            "ka.req.pod.volumes.volume_type": "volumes",
+        }
+    )
+    return table, groups, needs, spec_keys
 
 
-EXTRACTORS, GROUPS = _build()
+EXTRACTORS, GROUPS, REQUEST_KEYS, SPEC_KEYS = _build()

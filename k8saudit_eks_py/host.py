@@ -198,7 +198,12 @@ class Library:
         self.contact = _str(self.lib.plugin_get_contact())
         self.id = int(self.lib.plugin_get_id())
         self.event_source = _str(self.lib.plugin_get_event_source())
-        self.fields = _parse_fields(_str(self.lib.plugin_get_fields()))
+        self.fields = _parse_fields(_str(self.lib.plugin_get_fields()) or "[]")
+        if not self.fields:  # Falco >= 0.42 refuses such a plugin too
+            raise HostError(
+                f"{self.path} exports no fields: the plugin's Python side did not load "
+                "(see the [k8saudit-eks] lines above)"
+            )
         self.fields_by_name = {f.name: f for f in self.fields}
 
     def init_schema(self) -> str:
@@ -386,8 +391,8 @@ class Instance:
     def events(self) -> Iterator[Event]:
         """Every event until EOF; the caller uses each event before asking for the next one.
 
-        Yields None-free; a TIMEOUT is retried at once (Falco does the same), so callers that need to
-        stop on a signal should use next_batch() directly.
+        A TIMEOUT is retried at once (as Falco does), so this never ends on an idle live source:
+        callers that must stop on a signal or a deadline use next_batch() (see cli.runner.run).
         """
         while True:
             rc, batch = self.next_batch()

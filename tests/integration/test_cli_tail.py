@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -206,3 +207,27 @@ def test_progress_line_on_long_runs(library: Path, cloudwatch: MotoServer) -> No
     assert progress, proc.stderr
     assert progress[-1].startswith("[k8saudit-eks-py] 5 events, ")
     assert ", lag " in progress[-1]
+
+
+def test_ctrl_c_stops_cleanly(library: Path, cloudwatch: MotoServer) -> None:
+    """SIGINT while next_batch waits on an idle cluster: the stream is closed and the exit status is 0."""
+    env = dummy_environ()
+    env["PYTHONPATH"] = str(ROOT)
+    args = ["--region", "us-east-1", "--endpoint-url", cloudwatch.url, "--since", "10m"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "k8saudit_eks_py", "tail", "prod", *args, "-o", "%ka.auditid"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline().strip() for _ in range(5)]  # all 5 events, then it idles
+    assert sorted(lines) == [f"a-{i}" for i in range(5)]
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == ""
+    assert "Traceback" not in err
+    assert "closed after" in err  # the plugin's close ran (close → destroy), not a killed process

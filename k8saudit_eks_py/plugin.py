@@ -34,7 +34,7 @@ Any exception is turned by the shim into SS_PLUGIN_FAILURE and its text into get
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -69,6 +69,10 @@ class Instance:
         self._plugin = plugin
         self._source: Source | None = source
 
+    @property
+    def source(self) -> Source | None:
+        return self._source
+
     def next_batch(self, max_events: int, timeout_s: float) -> tuple[list[Event], bool]:
         if self._source is None:
             return [], True
@@ -96,6 +100,10 @@ class Plugin:
         self.config: PluginConfig = parse_config(config)
         self._instances: list[Instance] = []
         self._closed_metrics: dict[str, int | float] = {}
+        # ka.cluster.name for events without the EKS annotation: the opened cluster, or a lookup
+        # by auditID when several clusters are read at once.
+        self._default_cluster: str | None = None
+        self._cluster_for: Callable[[str], str | None] | None = None
 
     def open(self, params: str) -> Instance:
         if not params.strip():
@@ -105,7 +113,15 @@ class Plugin:
             )
         instance = Instance(self, open_source(params, self.config))
         self._instances.append(instance)
+        self._refresh_cluster_hint()
         return instance
+
+    def _refresh_cluster_hint(self) -> None:
+        sources = [i.source for i in self._instances if i.source is not None]
+        source = sources[0] if len(sources) == 1 else None
+        self._default_cluster = getattr(source, "default_cluster", None)
+        lookup = getattr(source, "cluster_for", None)
+        self._cluster_for = lookup if self._default_cluster is None and callable(lookup) else None
 
     def _forget(self, instance: Instance) -> None:
         # Counters stay monotonic across close/open (Falco hot reload keeps the same state).
@@ -113,11 +129,16 @@ class Plugin:
             self._closed_metrics[name] = self._closed_metrics.get(name, 0) + value
         if instance in self._instances:
             self._instances.remove(instance)
+        self._refresh_cluster_hint()
 
     def extract(
         self, payload: bytes, requests: Sequence[tuple[int, str | None]]
     ) -> tuple[fields.AuditEvent, list[Value]]:
-        event = fields.parse_event(payload)
+        event = fields.parse_event(payload, default_cluster=self._default_cluster)
+        if self._cluster_for is not None and isinstance(event.root, dict):
+            audit_id = event.root.get("auditID")
+            if isinstance(audit_id, str):
+                event.default_cluster = self._cluster_for(audit_id)
         return event, fields.extract_values(event, requests)
 
     def extract_more(self, event: fields.AuditEvent, field_id: int, arg: str | None) -> Value:

@@ -33,12 +33,11 @@ Any exception is turned by the shim into SS_PLUGIN_FAILURE and its text into get
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 
 import orjson
 
-from k8saudit_eks_py import fields
+from k8saudit_eks_py import fields, log
 from k8saudit_eks_py.config import PluginConfig, init_schema_json, parse_config
 from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources import Event, Source, open_source
@@ -88,9 +87,11 @@ class Instance:
 
     def close(self) -> None:
         source, self._source = self._source, None
+        final: dict[str, int | float] = {}
         if source is not None:
             source.close()
-        self._plugin._forget(self)
+            final = source.metrics()  # after close: counts everything the source did
+        self._plugin._forget(self, final)
 
 
 class Plugin:
@@ -123,9 +124,10 @@ class Plugin:
         lookup = getattr(source, "cluster_for", None)
         self._cluster_for = lookup if self._default_cluster is None and callable(lookup) else None
 
-    def _forget(self, instance: Instance) -> None:
-        # Counters stay monotonic across close/open (Falco hot reload keeps the same state).
-        for name, value in instance.metrics().items():
+    def _forget(self, instance: Instance, final_metrics: dict[str, int | float]) -> None:
+        # Counters stay monotonic across close/open (Falco hot reload keeps the same state);
+        # snapshot() only sums the counters of closed instances, never their gauges.
+        for name, value in final_metrics.items():
             self._closed_metrics[name] = self._closed_metrics.get(name, 0) + value
         if instance in self._instances:
             self._instances.remove(instance)
@@ -157,4 +159,4 @@ class Plugin:
             try:
                 instance.close()
             except Exception as exc:  # destroy must finish; report and go on
-                print(f"[k8saudit-eks] error while closing on destroy: {exc}", file=sys.stderr)
+                log.error(f"error while closing on destroy: {exc}")

@@ -72,7 +72,6 @@ EXPORT ss_plugin_t *plugin_init(const ss_plugin_init_input *in, ss_plugin_rc *rc
 		return NULL;
 	}
 	pthread_mutex_init(&p->err_lock, NULL);
-	pthread_mutex_init(&p->metrics_lock, NULL);
 	if (shim_interp_ensure() != 0) {
 		shim_set_error(p, "cannot start the embedded Python: %s", shim_interp_error());
 		if (rc)
@@ -103,9 +102,7 @@ EXPORT void plugin_destroy(ss_plugin_t *s)
 		Py_CLEAR(p->plugin);
 		PyGILState_Release(gil);
 	}
-	shim_metrics_free(p);
 	pthread_mutex_destroy(&p->err_lock);
-	pthread_mutex_destroy(&p->metrics_lock);
 	free(p);
 }
 
@@ -273,10 +270,8 @@ EXPORT ss_plugin_metric *plugin_get_metrics(ss_plugin_t *s, uint32_t *num_metric
 		*num_metrics = 0;
 	if (!p || !p->plugin || !num_metrics)
 		return &none;
-	pthread_mutex_lock(&p->metrics_lock);
 	PyGILState_STATE gil = PyGILState_Ensure();
 	ss_plugin_metric *m = shim_metrics_collect(p, num_metrics);
 	PyGILState_Release(gil);
-	pthread_mutex_unlock(&p->metrics_lock);
 	return m ? m : &none;
 }

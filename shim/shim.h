@@ -46,15 +46,6 @@ typedef struct shim_plugin {
 	char last_error[SHIM_ERRLEN];
 	char event_string[1024];
 	shim_extract_cache cache;
-	/* get_metrics may run on several webserver threads at once: each call fills the next of a few
-	 * generations, so an array one thread is still copying is not freed under it. */
-	struct shim_metric_set {
-		ss_plugin_metric *metrics;
-		char **names;
-		uint32_t n;
-	} metric_sets[4];
-	unsigned metric_gen;
-	pthread_mutex_t metrics_lock;
 } shim_plugin;
 
 typedef struct {
@@ -90,8 +81,7 @@ void shim_buffers_free_batch(shim_instance *inst);
 ss_plugin_rc shim_extract_one(shim_plugin *p, const ss_plugin_event_input *evt, ss_plugin_extract_field *f);
 void shim_extract_free(shim_extract_cache *c);
 
-/* metrics.c (GIL held) */
+/* metrics.c (GIL held; the result is the calling thread's own storage) */
 ss_plugin_metric *shim_metrics_collect(shim_plugin *p, uint32_t *num);
-void shim_metrics_free(shim_plugin *p);
 
 #endif

@@ -39,6 +39,7 @@ __all__ = [
     "ErrorClass",
     "classify",
     "describe",
+    "is_aws_error",
     "make_logs_client",
     "open_failure",
     "resolve_region",
@@ -77,6 +78,11 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return type(exc).__name__
+
+
+def is_aws_error(exc: BaseException) -> bool:
+    """Raised by botocore or the network below it (as opposed to a bug in our code)."""
+    return isinstance(exc, (ClientError, BotoCoreError, ConnectionError, TimeoutError))
 
 
 def classify(exc: BaseException) -> ErrorClass:
@@ -218,10 +224,10 @@ class CallPacer:
             now = self._clock()
             slot = max(now, self._next)
             self._next = slot + self._interval
-            self.calls += 1
         delay = slot - now
         if self._stop.is_set() or (delay > 0 and self._stop.wait(delay)):
             raise Cancelled()
+        self.calls += 1  # counted when sent; only the poller thread sends
 
     def before_send(self, **_: Any) -> None:
         self.acquire()  # returning None lets botocore send the request

@@ -247,14 +247,16 @@ class CloudWatchSource:
         now_ms = int(self._clock() * 1000)
         for g in self._groups:
             for attempt in range(self.tuning.preflight_attempts):
+                request = self._request(g, Scan(now_ms - 60_000, now_ms, False), None)
+                request["limit"] = 1
                 try:
-                    self._client.filter_log_events(
-                        **self._request(g, Scan(now_ms - 60_000, now_ms, False), None), limit=1
-                    )
+                    self._client.filter_log_events(**request)
                     break
                 except aws.Cancelled:
                     raise
                 except Exception as exc:
+                    if not aws.is_aws_error(exc):
+                        raise
                     text = aws.open_failure(exc, cluster=g.cluster, region=self.region, log_group=g.log_group)
                     if text is not None:
                         raise OpenError(text) from None

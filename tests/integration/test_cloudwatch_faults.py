@@ -160,4 +160,5 @@ def test_api_call_rate_stays_under_the_cap_during_catch_up(moto: MotoServer) -> 
     assert len(set(audit_ids(got))) == len(got) == 20_000
     assert len(proxy.stats.filter_times) >= 40
     assert proxy.stats.max_per_second() <= 9  # at most rate + 1 in any one-second window
-    assert metrics["api_calls"] == len(proxy.stats.filter_times)
+    # metrics were read while polling went on: one call may be on its way to the proxy
+    assert 0 <= metrics["api_calls"] - len(proxy.stats.filter_times) <= 1

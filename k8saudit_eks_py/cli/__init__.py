@@ -1,4 +1,4 @@
-"""The `k8saudit-eks-py` command: check, tail, demo, fields, library-path."""
+"""The `k8saudit-eks-py` command: demo, check, tail, fields, library-path, package."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _library_path(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from k8saudit_eks_py.cli import check, demo, fields, tail
+    from k8saudit_eks_py.cli import check, demo, fields, package, tail
 
     parser = argparse.ArgumentParser(
         prog="k8saudit-eks-py",
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_parser(sub)
     p = sub.add_parser("library-path", help="print the path of the installed plugin .so (for falco.yaml)")
     p.set_defaults(func=_library_path)
+    package.add_parser(sub)
     return parser
 
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from k8saudit_eks_py import REQUIRED_API_VERSION
+from k8saudit_eks_py.cli import main as cli_main
 from k8saudit_eks_py.packaging import (
-    build_package,
     check_package,
     index_entry,
     parse_reference,
@@ -43,8 +43,12 @@ DEV_EVENTS = "audit-events-dev.jsonl"
 
 @pytest.fixture(scope="module")
 def tarball(host: Host, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package built from the installed library (the one the `host` fixture runs outside)."""
-    return build_package(tmp_path_factory.mktemp("dist"), library=host.library)
+    """The package built by `k8saudit-eks-py package` from the installed library (the one the `host`
+    fixture runs outside)."""
+    out = tmp_path_factory.mktemp("dist")
+    assert cli_main(["package", "--out", str(out), "--library", str(host.library)]) == 0
+    (built,) = out.glob("k8saudit-eks-py-*-linux-*.tar.gz")
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +154,20 @@ def test_registry_holds_a_falcoctl_plugin_artifact(tarball: Path, pushed: Any, r
     assert by_latest.layer == tarball.read_bytes()
     with pytest.raises(ValueError, match="0 manifests for linux/arm64"):
         pull_plugin(registry_host, REPOSITORY, "latest", "linux", "arm64")
+
+
+def test_package_command_pushes_and_writes_the_index_entry(
+    tarball: Path, registry_host: str, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.yaml"
+    argv = ["package", str(tarball), "--push", f"{registry_host}/cli/plugin/k8saudit-eks-py", "--insecure"]
+    argv += ["--index-file", str(index), "--home", "https://example.test/k8saudit-eks-py"]
+    assert cli_main([*argv, "--maintainer", "Platform team <platform@example.test>"]) == 0
+    pulled = pull_plugin(registry_host, "cli/plugin/k8saudit-eks-py", project_version(), "linux", "amd64")
+    assert pulled.layer == tarball.read_bytes()
+    (entry,) = yaml.safe_load(index.read_text())
+    assert entry["repository"] == "cli/plugin/k8saudit-eks-py" and entry["type"] == "plugin"
+    assert entry["maintainers"] == [{"email": "platform@example.test", "name": "Platform team"}]
 
 
 def test_index_entry_names_the_pushed_repository(pushed: Any, tmp_path: Path) -> None:

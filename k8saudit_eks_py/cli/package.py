@@ -1,0 +1,84 @@
+"""`package`: build the falcoctl plugin tarball (private CPython runtime) and optionally push it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser"]
+
+_MAINTAINER = re.compile(r"^\s*(?P<name>[^<]+?)\s*<(?P<email>[^>]+)>\s*$")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "package",
+        help="build the self-contained falcoctl tarball; with --push, publish it as an OCI artifact",
+        description="Builds k8saudit-eks-py-<version>-linux-<arch>.tar.gz (the .so plus a private CPython "
+        "runtime, runs where no Python is installed). See docs/artifact.md.",
+    )
+    p.add_argument("tarballs", nargs="*", type=Path, help="push these tarballs instead of building one")
+    p.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist)")
+    p.add_argument("--library", type=Path, help="the .so to package (default: the installed one)")
+    p.add_argument("--push", metavar="REGISTRY/REPOSITORY[:TAG]", help="push to this OCI reference")
+    p.add_argument("--insecure", action="store_true", help="plain HTTP to the registry (local tests)")
+    p.add_argument("--username", default=os.environ.get("K8SAUDIT_EKS_PY_REGISTRY_USER"))
+    p.add_argument(
+        "--password",
+        default=os.environ.get("K8SAUDIT_EKS_PY_REGISTRY_PASSWORD"),
+        help="or $K8SAUDIT_EKS_PY_REGISTRY_PASSWORD (keeps it out of the shell history)",
+    )
+    p.add_argument("--index-file", type=Path, help="write/update this index.yaml entry (with --push)")
+    p.add_argument("--home", default="", help="project URL for the index entry")
+    p.add_argument("--maintainer", action="append", default=[], help='"Name <email>" for the index entry')
+    p.set_defaults(func=main)
+
+
+def _maintainers(values: list[str]) -> list[dict[str, str]]:
+    out = []
+    for value in values:
+        m = _MAINTAINER.match(value)
+        if not m:
+            raise ValueError(f'--maintainer must look like "Name <email>", got {value!r}')
+        out.append({"email": m["email"], "name": m["name"]})
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    from k8saudit_eks_py import packaging
+
+    try:
+        tarballs: list[Path] = list(args.tarballs)
+        if not tarballs:
+            tarball = packaging.build_package(args.out, library=args.library)
+            size = packaging.check_package(tarball)
+            print(
+                f"{tarball}  {size.compressed / 2**20:.1f} MiB compressed, "
+                f"{size.uncompressed / 2**20:.1f} MiB unpacked, {size.files} files"
+            )
+            tarballs = [tarball]
+        if not args.push:
+            return 0
+        result = packaging.push_artifact(
+            tarballs,
+            args.push,
+            version=packaging.project_version(),
+            insecure=args.insecure,
+            username=args.username,
+            password=args.password,
+        )
+        print(f"pushed {result.reference} tags {', '.join(result.tags)} (index {result.index_digest})")
+        if args.index_file:
+            entry = packaging.index_entry(
+                result.reference, home=args.home, maintainers=_maintainers(args.maintainer)
+            )
+            packaging.upsert_index(args.index_file, entry)
+            print(f"index entry {entry['name']} written to {args.index_file}")
+        return 0
+    except (packaging.PackageError, packaging.PushError, packaging.LayoutError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,165 @@
+"""Events/s from a local moto CloudWatch through the CloudWatch source, beside moto's raw FilterLogEvents read
+rate in the same run, and put → next_batch latency at default settings. Prints numbers; asserts nothing.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py [--events 30000] [--pad 800] [--latency 10]
+        [--backlog 0 --backlog-pad 10240]   # --backlog 100000: peak RSS while reading a 10 KB-event backlog
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from k8saudit_eks_py.checkpoint import clear_memory
+from k8saudit_eks_py.config import parse_config
+from k8saudit_eks_py.sources.cloudwatch import open_cloudwatch
+from tests.support.moto_server import (
+    audit_event,
+    audit_ids,
+    create_group,
+    dummy_environ,
+    logs_client,
+    moto_server,
+    put_events,
+)
+
+STREAM = "kube-apiserver-audit-bench"
+
+
+def raw_rate(client: object, group: str) -> tuple[int, float]:
+    start = time.perf_counter()
+    n, token = 0, None
+    while True:
+        kwargs = {"logGroupName": group, **({"nextToken": token} if token else {})}
+        page = client.filter_log_events(**kwargs)  # type: ignore[attr-defined]
+        n += len(page["events"])
+        token = page.get("nextToken")
+        if not token:
+            return n, time.perf_counter() - start
+
+
+def source_rate(url: str, cluster: str, want: int, cap: float) -> tuple[int, float]:
+    config = parse_config(f'{{"endpoint_url": "{url}", "shift": 3600, "max_api_calls_per_second": {cap}}}')
+    clear_memory()  # each run reads the whole group, not from where the previous run stopped
+    start = time.perf_counter()
+    source = open_cloudwatch(cluster, config)
+    n = 0
+    try:
+        while n < want and time.perf_counter() - start < 300:
+            batch, _ = source.next_batch(512, 0.5)
+            n += len(batch)
+    finally:
+        source.close()
+    return n, time.perf_counter() - start
+
+
+def latency(url: str, client: object, cluster: str, group: str, count: int) -> list[float]:
+    source = open_cloudwatch(cluster, parse_config(f'{{"endpoint_url": "{url}"}}'))  # defaults otherwise
+    put_at: dict[str, float] = {}
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        for i in range(count):
+            ts = int(time.time() * 1000)
+            put_at[f"a-{10_000_000 + i}"] = time.monotonic()
+            put_events(client, group, STREAM, [(ts, audit_event(10_000_000 + i, ts))])
+            if stop.wait(0.7):
+                return
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    deadline = time.monotonic() + count * 0.7 + 30
+    try:
+        while len(seen) < count and time.monotonic() < deadline:
+            batch, _ = source.next_batch(64, 0.5)
+            now = time.monotonic()
+            seen.extend(now - put_at[a] for a in audit_ids(batch) if a in put_at)
+    finally:
+        stop.set()
+        thread.join()
+        source.close()
+    return seen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=30_000)
+    ap.add_argument("--pad", type=int, default=800, help="bytes of requestObject padding per event")
+    ap.add_argument("--latency", type=int, default=10, help="events put one by one for the latency test")
+    ap.add_argument("--backlog", type=int, default=0)
+    ap.add_argument("--backlog-pad", type=int, default=10_240)
+    args = ap.parse_args()
+    os.environ.clear()
+    os.environ.update(dummy_environ())
+
+    with moto_server() as server:
+        client = logs_client(server.url)
+        group = "/aws/eks/bench/cluster"
+        create_group(client, group, [STREAM])
+        t = int(time.time() * 1000) - 1_800_000
+        msgs = [(t + i // 10, audit_event(i, t + i // 10, pad=args.pad)) for i in range(args.events)]
+        size = sum(len(m) for _, m in msgs) / len(msgs)
+        start = time.perf_counter()
+        put_events(client, group, STREAM, msgs)
+        put_s = time.perf_counter() - start
+        print(f"events: {args.events} of ~{size:.0f} bytes; moto put {args.events / put_s:,.0f} events/s")
+
+        n, secs = raw_rate(client, group)
+        print(f"moto raw FilterLogEvents loop:      {n / secs:>9,.0f} events/s ({n} in {secs:.2f}s)")
+        for cap in (2.0, 1000.0):
+            n, secs = source_rate(server.url, "bench", args.events, cap)
+            label = f"source, max_api_calls_per_second={cap:g}:"
+            print(f"{label:<36}{n / secs:>9,.0f} events/s ({n} in {secs:.2f}s, incl. open)")
+
+        if args.latency:
+            lat = latency(server.url, client, "bench", group, args.latency)
+            if lat:
+                print(
+                    f"put → next_batch latency at defaults (polling_interval 5s), {len(lat)} events: "
+                    f"median {statistics.median(lat):.2f}s, max {max(lat):.2f}s"
+                )
+
+        if args.backlog:
+            group2 = "/aws/eks/backlog/cluster"
+            create_group(client, group2, [STREAM])
+            t = int(time.time() * 1000) - 1_800_000
+            for first in range(0, args.backlog, 5000):
+                batch = range(first, min(first + 5000, args.backlog))
+                put_events(
+                    client,
+                    group2,
+                    STREAM,
+                    [(t + i, audit_event(i, t + i, pad=args.backlog_pad)) for i in batch],
+                )
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            config = parse_config(
+                f'{{"endpoint_url": "{server.url}", "shift": 3600, "max_api_calls_per_second": 50}}'
+            )
+            source = open_cloudwatch("backlog", config)
+            n, peak_q, start = 0, 0, time.perf_counter()
+            try:
+                while n < args.backlog and time.perf_counter() - start < 900:
+                    batch, _ = source.next_batch(512, 0.5)
+                    n += len(batch)
+                    peak_q = max(peak_q, int(source.metrics()["queue_bytes"]))
+                    time.sleep(0.001)
+            finally:
+                source.close()
+            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"backlog {n}/{args.backlog} events of ~{args.backlog_pad / 1024:.0f} KB in "
+                f"{time.perf_counter() - start:.1f}s: peak queue {peak_q / 2**20:.1f} MiB (bound 32 MiB), "
+                f"max RSS {before:.0f} → {after:.0f} MiB"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -40,6 +40,7 @@ import orjson
 from k8saudit_eks_py import fields, log
 from k8saudit_eks_py.config import PluginConfig, init_schema_json, parse_config
 from k8saudit_eks_py.errors import OpenError
+from k8saudit_eks_py.metrics import COUNTERS
 from k8saudit_eks_py.sources import Event, Source, open_source
 
 __all__ = ["Instance", "Plugin", "fields_json", "init_schema_json", "open_params_json"]
@@ -128,7 +129,8 @@ class Plugin:
         # Counters stay monotonic across close/open (Falco hot reload keeps the same state);
         # snapshot() only sums the counters of closed instances, never their gauges.
         for name, value in final_metrics.items():
-            self._closed_metrics[name] = self._closed_metrics.get(name, 0) + value
+            if name in COUNTERS:
+                self._closed_metrics[name] = self._closed_metrics.get(name, 0) + value
         if instance in self._instances:
             self._instances.remove(instance)
         self._refresh_cluster_hint()

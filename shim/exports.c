@@ -8,8 +8,9 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* Events per batch and the longest next_batch waits for the first one (keeps Falco responsive). */
-#define BATCH_MAX_EVENTS 512
+/* Events per batch (as the Go SDK: small batches bound what a crash mid-batch delivers again) and the
+ * longest next_batch waits for the first one (keeps Falco responsive to stop and reload). */
+#define BATCH_MAX_EVENTS 128
 #define BATCH_WAIT_SECONDS 0.05
 
 static const char NO_STATE_ERROR[] = "k8saudit-eks: no plugin state (init failed before allocating it)";

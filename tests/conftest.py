@@ -9,6 +9,7 @@ import pytest
 
 from k8saudit_eks_py import library_path
 from tests.support.host import Host, build_host, build_sanitized
+from tests.support.moto_server import moto  # noqa: F401 - a local CloudWatch Logs, one per module
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

@@ -177,6 +177,8 @@ class CloudWatchSource:
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._newest_ingestion_ms = 0
         self._clusters_by_audit_id: dict[str, str] = {}
+        # Checkpoint delta of the batch last returned, written when Falco asks for the next one.
+        self._pending: dict[str, tuple[int, list[tuple[str, int]]]] = {}
         self._cluster_map_cap = max(_CLUSTER_MAP_MIN, 4 * config.buffer_size)
         self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop)
         self._client: Any = None
@@ -417,6 +419,10 @@ class CloudWatchSource:
     # -------------------------------------------------------------------------------- Falco's thread
 
     def next_batch(self, max_events: int, timeout_s: float) -> tuple[list[Event], bool]:
+        # Falco asks for the next batch only once it has processed the previous one: that is when the
+        # previous batch is safe to checkpoint. A kill -9 in the middle of a batch therefore delivers
+        # that batch again after the restart instead of losing its unprocessed events.
+        self._commit_pending()
         deadline = time.monotonic() + max(timeout_s, 0.0)
         with self._cond:
             while not self._queue:
@@ -463,6 +469,10 @@ class CloudWatchSource:
                 _log(f"first event delivered from cluster {g.cluster} ({g.log_group})")
         self._counters[metrics.EVENTS] += len(items)
         self._counters[metrics.BYTES] += nbytes
+        self._pending = delta
+
+    def _commit_pending(self) -> None:
+        delta, self._pending = self._pending, {}
         if not delta:
             return
         try:
@@ -520,7 +530,8 @@ class CloudWatchSource:
             if thread.is_alive():
                 _log("poller thread still in an HTTP call at close; it exits when the call returns")
         try:
-            if snapshot:
+            if snapshot:  # Falco closes after processing everything returned: all of it is delivered
+                self._pending = {}
                 self._checkpoint.snapshot(self._state())
         except OSError as exc:
             _log(f"checkpoint write at close failed: {exc}")

@@ -5,10 +5,13 @@
  * Usage: plughost LIBRARY COMMAND [options]
  *   info                         identity, schema, open params and fields (one JSON object)
  *   run      [--config J] [--open P] [--requests FILE] [--max-events N] [--max-seconds S]
- *            [--metrics-thread] [--progress]
+ *            [--metrics-thread] [--progress] [--kill-after N] [--kill-when-idle-after N]
  *                                read events; per event one JSON line {"n","ts","len","values":[...]}
  *                                (values in request order: null or list of strings); last line on
  *                                stdout is {"summary": {...}} (events, timeouts, rc, max_batch_ms, ...)
+ *                                --kill-after N: SIGKILL itself right after the Nth event (mid-batch);
+ *                                --kill-when-idle-after N: on the first timeout after N events. Each
+ *                                event line is flushed before, so the output is what was processed.
  *   extract  --events FILE --requests FILE [--falco-0.42]
  *                                wrap each line of FILE into a plugin event (no open) and extract
  *   init     [--config J]        print {"rc":..,"error":..} of init (and destroy)
@@ -27,10 +30,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../shim/abi.h"
 #include "minijson.h"
@@ -341,7 +346,7 @@ static void print_metrics(FILE *out, const plugin_api *api, ss_plugin_t *s)
 
 typedef struct {
 	const char *config, *open, *requests, *events;
-	long max_events, rounds;
+	long max_events, rounds, kill_after, kill_idle_after;
 	double max_seconds;
 	int metrics_thread, progress;
 } options;
@@ -402,6 +407,8 @@ static int cmd_run(const plugin_api *api, const options *o)
 			max_batch = dt;
 		if (last == SS_PLUGIN_TIMEOUT && nevts == 0) {
 			timeouts++;
+			if (o->kill_idle_after > 0 && n >= (uint64_t)o->kill_idle_after)
+				kill(getpid(), SIGKILL); /* a crash while Falco waits for events */
 			continue;
 		}
 		if (last == SS_PLUGIN_FAILURE)
@@ -422,6 +429,10 @@ static int cmd_run(const plugin_api *api, const options *o)
 			e->tid = UINT64_MAX;
 			failures += (uint64_t)extract_event(api, s, e, ++evtnum, reqs, nreqs, stdout, n);
 			n++;
+			if (o->kill_after > 0 || o->kill_idle_after > 0)
+				fflush(stdout); /* what was processed must be visible after the kill */
+			if (o->kill_after > 0 && n == (uint64_t)o->kill_after)
+				kill(getpid(), SIGKILL); /* a crash in the middle of a batch */
 		}
 		if (o->progress && api->get_progress) {
 			uint32_t pct = 0;
@@ -674,6 +685,10 @@ int main(int argc, char **argv)
 			o.events = argv[++i];
 		else if (!strcmp(a, "--max-events"))
 			o.max_events = atol(argv[++i]);
+		else if (!strcmp(a, "--kill-after"))
+			o.kill_after = atol(argv[++i]);
+		else if (!strcmp(a, "--kill-when-idle-after"))
+			o.kill_idle_after = atol(argv[++i]);
 		else if (!strcmp(a, "--rounds"))
 			o.rounds = atol(argv[++i]);
 		else if (!strcmp(a, "--max-seconds"))

@@ -8,18 +8,22 @@ rate in the same run, and put → next_batch latency at default settings. Prints
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
 import sys
+import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from k8saudit_eks_py import library_path
 from k8saudit_eks_py.checkpoint import clear_memory
 from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.cloudwatch import open_cloudwatch
+from tests.support.host import Host, build_host
 from tests.support.moto_server import (
     audit_event,
     audit_ids,
@@ -58,6 +62,31 @@ def source_rate(url: str, cluster: str, want: int, cap: float) -> tuple[int, flo
     finally:
         source.close()
     return n, time.perf_counter() - start
+
+
+def host_rate(url: str, cluster: str, want: int, cap: float) -> tuple[int, float]:
+    """The whole Falco path: the real library in the C test host, one ka.auditid extraction per event."""
+    config = {"endpoint_url": url, "region": "us-east-1", "shift": 3600, "max_api_calls_per_second": cap}
+    with tempfile.TemporaryDirectory() as tmp:
+        requests = os.path.join(tmp, "requests.txt")
+        with open(requests, "w") as f:
+            f.write("ka.auditid\n")
+        host = Host(build_host(), library_path(), env=dummy_environ())
+        start = time.perf_counter()
+        result = host.run(
+            "run",
+            "--config",
+            json.dumps(config),
+            "--open",
+            cluster,
+            "--requests",
+            requests,
+            "--max-events",
+            str(want),
+            "--max-seconds",
+            "300",
+        )
+        return int(result.summary.get("events", 0)), time.perf_counter() - start
 
 
 def latency(url: str, client: object, cluster: str, group: str, count: int) -> list[float]:
@@ -118,6 +147,10 @@ def main() -> None:
             n, secs = source_rate(server.url, "bench", args.events, cap)
             label = f"source, max_api_calls_per_second={cap:g}:"
             print(f"{label:<36}{n / secs:>9,.0f} events/s ({n} in {secs:.2f}s, incl. open)")
+        for cap in (2.0, 1000.0):
+            n, secs = host_rate(server.url, "bench", args.events, cap)
+            label = f".so in the C host, cap={cap:g}:"
+            print(f"{label:<36}{n / secs:>9,.0f} events/s ({n} in {secs:.2f}s, incl. init+open)")
 
         if args.latency:
             lat = latency(server.url, client, "bench", group, args.latency)

@@ -9,7 +9,11 @@ import pytest
 from k8saudit_eks_py import fields
 from tests.unit.golden_support import REFERENCE, compare, load_events, load_golden, load_requests
 
-pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"reference data missing at {REFERENCE}")
+
+@pytest.fixture(autouse=True, scope="module")
+def _reference_present() -> None:
+    # The parity check must never pass by not running: missing reference data is an error.
+    assert REFERENCE.is_dir(), f"reference data missing at {REFERENCE} (shared/ next to the checkout)"
 
 
 def test_every_value_matches_golden() -> None:

@@ -1,10 +1,10 @@
 """CloudWatch Logs source: EKS cluster names → a poller thread per source → a bounded queue → next_batch.
 
 The poller pages FilterLogEvents over the ranges window.py plans, drops eventIds it has seen, shapes each
-message (truncation.py) and blocks while the queue is full (buffer_size events AND buffer_bytes). next_batch
-records what it returns in the checkpoint before returning it, so a restart re-reads from the checkpoint
-horizon and skips exactly those events. Every run-time failure is retried with jittered backoff; only open
-fails.
+message (truncation.py) and blocks while the queue is full (buffer_size events AND buffer_bytes). A batch
+next_batch returned is recorded in the checkpoint when Falco asks for the next one (or at close), so a
+restart re-reads from the checkpoint horizon and skips exactly the events Falco finished with. Every
+run-time failure is retried with jittered backoff; only open fails.
 """
 
 from __future__ import annotations

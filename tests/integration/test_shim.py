@@ -141,6 +141,14 @@ def test_replay_eventlist_and_filter_log_events_output(
     assert result.summary["rc"] == 2
 
 
+def test_replay_reports_progress(host: Host, reference_dir: Path) -> None:
+    result = host.run("run", "--open", f"file://{reference_dir / DEV_EVENTS}", "--progress", check=True)
+    reports = [line.split(" ", 2) for line in result.stderr.splitlines() if line.startswith("progress ")]
+    percents = [int(r[1]) for r in reports]
+    assert percents and percents == sorted(percents) and percents[-1] == 10000  # hundredths of a percent
+    assert DEV_EVENTS in reports[-1][2]
+
+
 def test_replay_counts_lines_that_are_not_audit_events(
     host: Host, reference_dir: Path, tmp_path: Path
 ) -> None:

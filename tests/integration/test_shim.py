@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import orjson
@@ -228,3 +229,37 @@ def test_sanitized_build_lifecycle_and_extraction(
     assert run.summary["events"] == 400
     bad = asan_host.run("init", "--config", '{"shift": []}')
     assert bad.lines[0]["rc"] == 1 and "'shift'" in bad.lines[0]["error"]
+
+
+def test_exports_exactly_the_symbols_of_a_source_and_extract_plugin(host: Host) -> None:
+    # Nothing else leaks out (hidden visibility), and the optional symbols whose signature changed
+    # across Falco releases (get_extract_event_types) are deliberately absent.
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", str(host.library)], capture_output=True, text=True, check=True
+    ).stdout
+    exported = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    assert exported == {
+        f"plugin_{name}"
+        for name in (
+            "get_required_api_version",
+            "get_version",
+            "get_name",
+            "get_description",
+            "get_contact",
+            "get_id",
+            "get_event_source",
+            "get_init_schema",
+            "get_fields",
+            "init",
+            "destroy",
+            "get_last_error",
+            "open",
+            "close",
+            "next_batch",
+            "list_open_params",
+            "get_progress",
+            "event_to_string",
+            "extract_fields",
+            "get_metrics",
+        )
+    }

@@ -164,3 +164,18 @@ def test_open_errors_say_what_to_fix(
     line = host.run("open", "--config", _config(moto, **extra), "--open", params).lines[0]
     assert line["rc"] == 1, line
     assert needle in line["error"], line["error"]
+
+
+def test_sanitized_build_reads_cloudwatch_with_concurrent_metrics(
+    asan_host: Host, moto: MotoServer, tmp_path: Path
+) -> None:
+    """The poller thread, next_batch, extraction and get_metrics from another thread, under ASan/UBSan."""
+    _seed(moto, "sanitized", 0, 2000, int(time.time() * 1000) - 30_000)
+    env = {**asan_host.env, **{k: v for k, v in dummy_environ().items() if k.startswith("AWS_")}}
+    host = Host(asan_host.binary, asan_host.library, env=env)
+    requests = _requests(tmp_path, "ka.auditid", "ka.verb", "ka.user.groups")
+    args = ["--config", _config(moto), "--open", "sanitized", "--requests", requests, "--max-events", "2000"]
+    result = host.run("run", *args, "--metrics-thread")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(_ids(result)) == sorted(f"a-{i}" for i in range(2000))
+    assert result.summary["metrics"]["events"] == 2000 and result.summary["metrics_calls"] > 0

@@ -168,7 +168,8 @@ def _session(cfg: PluginConfig, region: str) -> boto3.Session:
         extra_args=extra,
     )
     assumed = botocore.session.Session()
-    assumed._credentials = DeferredRefreshableCredentials(
+    # botocore has no public setter for refreshable credentials: the usual way is this attribute.
+    assumed._credentials = DeferredRefreshableCredentials(  # type: ignore[attr-defined]
         method="assume-role", refresh_using=fetcher.fetch_credentials
     )
     return boto3.Session(botocore_session=assumed, region_name=region)

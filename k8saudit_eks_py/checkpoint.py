@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import orjson
 
@@ -43,7 +44,7 @@ Delta = Mapping[str, tuple[int, list[tuple[str, int]]]]
 
 def _apply(state: State, delta: Mapping[str, object]) -> None:
     for key, value in delta.items():
-        horizon, ids = value  # type: ignore[misc]
+        horizon, ids = cast(tuple[int, list[tuple[str, int]]], value)
         entry = state.get(key)
         if entry is None:
             state[key] = entry = GroupState(int(horizon))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -114,12 +114,16 @@ def _check(key: str, json_type: str, value: Any) -> Any:
         raise ConfigError(
             f"init_config key '{key}' must be a JSON {json_type}, got {orjson.dumps(value).decode()}"
         )
-    minimum = _MINIMUMS.get(key)
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"init_config key '{key}' must be at least {minimum}, got {value}")
-    if key == "max_api_calls_per_second" and value <= 0:
-        raise ConfigError(f"init_config key '{key}' must be greater than 0, got {value}")
-    return float(value) if json_type == "number" else value
+    if json_type in ("integer", "number"):
+        number = cast(float, value)
+        minimum = _MINIMUMS.get(key)
+        if minimum is not None and number < minimum:
+            raise ConfigError(f"init_config key '{key}' must be at least {minimum}, got {value}")
+        if key == "max_api_calls_per_second" and number <= 0:
+            raise ConfigError(f"init_config key '{key}' must be greater than 0, got {value}")
+        if json_type == "number":
+            return float(number)
+    return value
 
 
 def _env_first(*names: str) -> str:

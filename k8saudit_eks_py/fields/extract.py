@@ -427,7 +427,7 @@ def _container_family(ckey: str) -> dict[str, Extractor]:
     }
 
 
-def _build() -> tuple[dict[str, Extractor], dict[str, int]]:
+def _build() -> tuple[dict[str, Extractor], dict[str, int], dict[str, str], dict[str, str]]:
     ann = "annotations"
     ro = "requestObject"
     root: dict[str, Extractor] = {

@@ -170,10 +170,10 @@ def first_query_values(uri: str | bytes) -> dict[Decoded, Decoded] | None:
             return {}  # no query at all: no value, whether or not the rest would parse
         if _PLAIN.match(uri):
             values: dict[Decoded, Decoded] = {}
-            for pair in uri.partition("?")[2].split("&"):
-                if pair:
-                    key, _, value = pair.partition("=")
-                    values.setdefault(key, value)
+            for item in uri.partition("?")[2].split("&"):
+                if item:
+                    name, _, text = item.partition("=")
+                    values.setdefault(name, text)
             return values
     raw = uri if isinstance(uri, bytes) else uri.encode("utf-8", "surrogateescape")
     query = _url_query(raw)

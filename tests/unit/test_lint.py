@@ -1,4 +1,4 @@
-"""The house style is enforced, not hoped for: ruff lint and format over the whole project."""
+"""The house style is enforced, not hoped for: ruff lint and format, and mypy on the package."""
 
 from __future__ import annotations
 
@@ -23,4 +23,15 @@ def test_ruff_lint_is_clean() -> None:
 
 def test_ruff_format_is_clean() -> None:
     result = _ruff("format", "--check", "--no-cache")
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_mypy_type_checks_the_package() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-4000:]

@@ -19,7 +19,6 @@ from tests.support.moto_server import (
     create_group,
     logs_client,
     make_config,
-    moto,  # noqa: F401
     put_events,
     read_until,
 )
@@ -41,7 +40,7 @@ def assert_exactly(got: list[str], expected: set[str]) -> None:
     assert (len(lost), len(dup), len(extra)) == (0, 0, 0), (sorted(lost)[:5], list(dup.items())[:5], extra)
 
 
-def test_5000_events_sharing_three_milliseconds(moto: MotoServer) -> None:  # noqa: F811
+def test_5000_events_sharing_three_milliseconds(moto: MotoServer) -> None:
     c = logs_client(moto.url)
     group = "/aws/eks/same-ms/cluster"
     create_group(c, group, [AUDIT_A, AUDIT_B, OTHER])
@@ -62,7 +61,7 @@ def test_5000_events_sharing_three_milliseconds(moto: MotoServer) -> None:  # no
     assert metrics["malformed"] == 0  # the other stream is filtered by name, not parsed
 
 
-def test_30000_events_across_pages(moto: MotoServer) -> None:  # noqa: F811
+def test_30000_events_across_pages(moto: MotoServer) -> None:
     c = logs_client(moto.url)
     group = "/aws/eks/many/cluster"
     create_group(c, group, [AUDIT_A, AUDIT_B])
@@ -79,7 +78,7 @@ def test_30000_events_across_pages(moto: MotoServer) -> None:  # noqa: F811
     assert metrics["api_calls"] >= 60  # 500-event pages
 
 
-def test_stream_ingested_three_minutes_late(moto: MotoServer) -> None:  # noqa: F811
+def test_stream_ingested_three_minutes_late(moto: MotoServer) -> None:
     """Stream B's events are 3 minutes older than stream A's but put after A was read (the Go plugin's D2)."""
     c = logs_client(moto.url)
     group = "/aws/eks/late/cluster"
@@ -101,7 +100,7 @@ def test_stream_ingested_three_minutes_late(moto: MotoServer) -> None:  # noqa: 
     assert_exactly(audit_ids(second), {f"a-{1000 + i}" for i in range(500)})
 
 
-def test_truncated_oversize_and_foreign_lines(moto: MotoServer) -> None:  # noqa: F811
+def test_truncated_oversize_and_foreign_lines(moto: MotoServer) -> None:
     c = logs_client(moto.url)
     group = "/aws/eks/trunc/cluster"
     create_group(c, group, [AUDIT_A])
@@ -131,7 +130,7 @@ def test_truncated_oversize_and_foreign_lines(moto: MotoServer) -> None:  # noqa
     assert (metrics["truncated_recovered"], metrics["oversize"], metrics["malformed"]) == (1, 1, 2)
 
 
-def test_several_clusters_and_cluster_for(moto: MotoServer) -> None:  # noqa: F811
+def test_several_clusters_and_cluster_for(moto: MotoServer) -> None:
     c = logs_client(moto.url)
     t = now_ms() - 5_000
     for n, name in enumerate(("multi-a", "multi-b")):
@@ -155,7 +154,7 @@ def test_several_clusters_and_cluster_for(moto: MotoServer) -> None:  # noqa: F8
         single.close()
 
 
-def test_filter_pattern_pushed_down_and_log_group_by_arn(moto: MotoServer) -> None:  # noqa: F811
+def test_filter_pattern_pushed_down_and_log_group_by_arn(moto: MotoServer) -> None:
     c = logs_client(moto.url)
     group = "/aws/eks/arn-target/cluster"
     create_group(c, group, [AUDIT_A])

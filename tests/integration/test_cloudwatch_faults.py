@@ -21,7 +21,6 @@ from tests.support.moto_server import (
     create_group,
     logs_client,
     make_config,
-    moto,  # noqa: F401
     put_events,
     read_until,
 )
@@ -100,7 +99,7 @@ def check(counts: Counter[str]) -> None:
         ),
     ],
 )
-def test_fault_scenario_exactly_once(moto: MotoServer, name: str, faults: Faults, injected: str) -> None:  # noqa: F811
+def test_fault_scenario_exactly_once(moto: MotoServer, name: str, faults: Faults, injected: str) -> None:
     counts, metrics, proxy = run(moto, f"fault-{name}", faults)
     check(counts)
     assert proxy.stats.injected.get(injected, 0) > 0
@@ -115,7 +114,7 @@ def test_fault_scenario_exactly_once(moto: MotoServer, name: str, faults: Faults
     [("empty-pages", Faults(empty_page=0.4), "empty_page"), ("cut-200", Faults(cut_200=0.3), "cut_200")],
 )
 def test_pages_that_look_final_are_not_the_end(
-    moto: MotoServer,  # noqa: F811
+    moto: MotoServer,
     name: str,
     faults: Faults,
     injected: str,
@@ -125,7 +124,7 @@ def test_pages_that_look_final_are_not_the_end(
     assert proxy.stats.injected.get(injected, 0) > 0
 
 
-def test_expired_credentials_refresh(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_expired_credentials_refresh(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Assumed-role credentials rejected as expired after 5 calls each: the source assumes the role again."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto.url)
     counts, _metrics, proxy = run(
@@ -141,7 +140,7 @@ def test_expired_credentials_refresh(moto: MotoServer, monkeypatch: pytest.Monke
     assert all(key.startswith("ASIA") or key.startswith("AKIA") for key in proxy.stats.keys)
 
 
-def test_api_call_rate_stays_under_the_cap_during_catch_up(moto: MotoServer) -> None:  # noqa: F811
+def test_api_call_rate_stays_under_the_cap_during_catch_up(moto: MotoServer) -> None:
     c = logs_client(moto.url)
     group = "/aws/eks/rate-cap/cluster"
     create_group(c, group, [STREAMS[0]])

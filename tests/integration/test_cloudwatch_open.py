@@ -20,7 +20,6 @@ from tests.support.moto_server import (
     create_group,
     logs_client,
     make_config,
-    moto,  # noqa: F401
     put_events,
     read_until,
 )
@@ -44,7 +43,7 @@ def test_invalid_cluster_names(params: str, message: str) -> None:
         open_cloudwatch(params, make_config("http://127.0.0.1:9"), tuning=FAST)
 
 
-def test_missing_log_group_says_how_to_enable_audit_logs(moto: MotoServer) -> None:  # noqa: F811
+def test_missing_log_group_says_how_to_enable_audit_logs(moto: MotoServer) -> None:
     with pytest.raises(OpenError) as err:
         open_cloudwatch("no-such-cluster", make_config(moto.url), tuning=FAST)
     text = str(err.value)
@@ -53,14 +52,14 @@ def test_missing_log_group_says_how_to_enable_audit_logs(moto: MotoServer) -> No
     assert '"types":["audit"],"enabled":true' in text
 
 
-def test_no_region(monkeypatch: pytest.MonkeyPatch, moto: MotoServer) -> None:  # noqa: F811
+def test_no_region(monkeypatch: pytest.MonkeyPatch, moto: MotoServer) -> None:
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     with pytest.raises(OpenError, match=r"set region in init_config .* or AWS_REGION"):
         open_cloudwatch("c", make_config(moto.url, region=""), tuning=FAST)
 
 
-def test_access_denied_names_the_action_and_the_policy(moto: MotoServer) -> None:  # noqa: F811
+def test_access_denied_names_the_action_and_the_policy(moto: MotoServer) -> None:
     create_group(logs_client(moto.url), "/aws/eks/denied/cluster", [STREAM])
     with FaultProxy(moto.url, Faults(deny=True)) as proxy, pytest.raises(OpenError) as err:
         open_cloudwatch("denied", make_config(proxy.url), tuning=FAST)
@@ -74,7 +73,7 @@ def test_log_group_override_needs_a_single_cluster() -> None:
         open_cloudwatch("a,b", make_config("http://127.0.0.1:9", log_group="/x"), tuning=FAST)
 
 
-def test_throttled_preflight_does_not_fail_open(moto: MotoServer) -> None:  # noqa: F811
+def test_throttled_preflight_does_not_fail_open(moto: MotoServer) -> None:
     c = logs_client(moto.url)
     create_group(c, "/aws/eks/busy/cluster", [STREAM])
     t = int(time.time() * 1000) - 1000
@@ -91,7 +90,7 @@ def test_throttled_preflight_does_not_fail_open(moto: MotoServer) -> None:  # no
     assert audit_ids(got) == ["a-1"]
 
 
-def test_queue_is_bounded_by_bytes_and_count_and_the_poller_pauses(moto: MotoServer) -> None:  # noqa: F811
+def test_queue_is_bounded_by_bytes_and_count_and_the_poller_pauses(moto: MotoServer) -> None:
     c = logs_client(moto.url)
     group = "/aws/eks/bounded/cluster"
     create_group(c, group, [STREAM])
@@ -121,7 +120,7 @@ def test_queue_is_bounded_by_bytes_and_count_and_the_poller_pauses(moto: MotoSer
         by_count.close()
 
 
-def test_idle_source_uses_almost_no_cpu(moto: MotoServer) -> None:  # noqa: F811
+def test_idle_source_uses_almost_no_cpu(moto: MotoServer) -> None:
     create_group(logs_client(moto.url), "/aws/eks/idle/cluster", [STREAM])
     source = open_cloudwatch("idle", make_config(moto.url, polling_interval=1), tuning=FAST)
     try:

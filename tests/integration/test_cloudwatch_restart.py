@@ -24,7 +24,6 @@ from tests.support.moto_server import (
     dummy_environ,
     logs_client,
     make_config,
-    moto,  # noqa: F401
     put_events,
     read_until,
 )
@@ -58,7 +57,7 @@ def _batches(text: str) -> list[list[str]]:
     return [chunk.split() for chunk in text.split("#") if chunk.split()]
 
 
-def test_kill_9_mid_stream_then_restart_delivers_everything_once(moto: MotoServer, tmp_path: Path) -> None:  # noqa: F811
+def test_kill_9_mid_stream_then_restart_delivers_everything_once(moto: MotoServer, tmp_path: Path) -> None:
     c = logs_client(moto.url)
     group = "/aws/eks/killed/cluster"
     create_group(c, group, [STREAM])
@@ -170,9 +169,9 @@ def _hot_reload(server: MotoServer, cluster: str, checkpoint_file: str) -> None:
     assert (len(expected - set(counts)), sum(v - 1 for v in counts.values())) == (0, 0)
 
 
-def test_hot_reload_with_checkpoint_file(moto: MotoServer, tmp_path: Path) -> None:  # noqa: F811
+def test_hot_reload_with_checkpoint_file(moto: MotoServer, tmp_path: Path) -> None:
     _hot_reload(moto, "reload-file", str(tmp_path / "cp.json"))
 
 
-def test_hot_reload_without_checkpoint_file_resumes_in_process(moto: MotoServer) -> None:  # noqa: F811
+def test_hot_reload_without_checkpoint_file_resumes_in_process(moto: MotoServer) -> None:
     _hot_reload(moto, "reload-memory", "")

@@ -41,6 +41,22 @@ _SPEC: tuple[tuple[str, str, Any, str], ...] = (
     ("lookback", "integer", 600, "Seconds re-read behind the newest event to catch late-ingested events."),
     ("checkpoint_file", "string", "", "File where the read position is kept across restarts."),
     ("max_api_calls_per_second", "number", 2.0, "Cap on CloudWatch API calls per second (quota is 5/s)."),
+    (
+        "coordination_table",
+        "string",
+        "",
+        "DynamoDB table (name or ARN) for leases and checkpoints shared by several replicas.",
+    ),
+    ("coordination_endpoint_url", "string", "", "DynamoDB endpoint override for coordination_table."),
+    ("lease_duration", "integer", 20, "Seconds a replica's lease on a log group or shard lasts unrenewed."),
+    ("replica_id", "string", "", "This replica's name in leases. Default: pod name / hostname plus pid."),
+    ("kinesis_endpoint_url", "string", "", "Kinesis endpoint override for kinesis:// open_params."),
+    (
+        "stream_clusters",
+        "string",
+        "",
+        "Stream mode: comma-separated clusters to accept from the stream. Default: all.",
+    ),
 )
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -71,6 +87,12 @@ class PluginConfig:
     lookback: int = 600
     checkpoint_file: str = ""
     max_api_calls_per_second: float = 2.0
+    coordination_table: str = ""
+    coordination_endpoint_url: str = ""
+    lease_duration: int = 20
+    replica_id: str = ""
+    kinesis_endpoint_url: str = ""
+    stream_clusters: str = ""
 
 
 assert [f.name for f in fields(PluginConfig)] == [s[0] for s in _SPEC], "spec and dataclass disagree"
@@ -82,6 +104,7 @@ _MINIMUMS = {
     "max_event_size": 4096,
     "buffer_bytes": 65536,
     "lookback": 0,
+    "lease_duration": 3,
 }
 
 

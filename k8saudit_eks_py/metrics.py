@@ -11,24 +11,39 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "API_CALLS",
     "BYTES",
+    "CALLS_DESCRIBE_LOG_STREAMS",
+    "CALLS_DYNAMODB",
+    "CALLS_FILTER_LOG_EVENTS",
+    "CALLS_GET_LOG_EVENTS",
+    "CALLS_GET_RECORDS",
+    "CALLS_GET_SHARD_ITERATOR",
+    "CALLS_LIST_SHARDS",
     "CHECKPOINT_WRITES",
+    "CHECKPOINT_WRITES_REJECTED",
     "COUNTER",
     "COUNTERS",
     "DESCRIPTIONS",
     "DUPLICATES_SUPPRESSED",
     "ERRORS",
     "EVENTS",
+    "EVENTS_READ",
     "GAUGE",
     "GAUGES",
     "LAG_SECONDS",
+    "LEASE_LOSSES",
+    "LEASE_TAKEOVERS",
     "MALFORMED",
     "METRICS",
+    "MILLIS_BEHIND_LATEST",
     "OVERSIZE",
     "QUEUE_BYTES",
     "QUEUE_DEPTH",
+    "RESHARDS",
     "RETRIES",
+    "SHARDS_HELD",
     "THROTTLES",
     "TRUNCATED_RECOVERED",
+    "UNITS_HELD",
     "new_counters",
     "snapshot",
 ]
@@ -48,12 +63,27 @@ DUPLICATES_SUPPRESSED = "duplicates_suppressed"  # events seen again (lookback r
 TRUNCATED_RECOVERED = "truncated_recovered"  # `[Truncated...]` events delivered with recovered metadata
 OVERSIZE = "oversize"  # events above max_event_size, delivered reduced to their metadata
 MALFORMED = "malformed"  # messages that are not an audit event and could not be recovered (dropped)
-CHECKPOINT_WRITES = "checkpoint_writes"  # checkpoint files written
+CHECKPOINT_WRITES = "checkpoint_writes"  # checkpoint writes (file journal/snapshot or DynamoDB)
+EVENTS_READ = "events_read"  # log events any API call returned (read amplification = events_read / events)
+CALLS_FILTER_LOG_EVENTS = "api_calls_filter_log_events"
+CALLS_DESCRIBE_LOG_STREAMS = "api_calls_describe_log_streams"
+CALLS_GET_LOG_EVENTS = "api_calls_get_log_events"
+CALLS_DYNAMODB = "api_calls_dynamodb"  # lease and checkpoint calls to coordination_table
+CALLS_GET_RECORDS = "api_calls_get_records"
+CALLS_GET_SHARD_ITERATOR = "api_calls_get_shard_iterator"
+CALLS_LIST_SHARDS = "api_calls_list_shards"
+LEASE_TAKEOVERS = "lease_takeovers"  # units (log groups, shards) taken from another or expired replica
+LEASE_LOSSES = "lease_losses"  # units this replica lost (not renewed in time, or taken over)
+CHECKPOINT_WRITES_REJECTED = "checkpoint_writes_rejected"  # conditional writes refused (lease moved)
+RESHARDS = "reshards"  # closed Kinesis shards finished and replaced by their children
 
 # Gauges: current values of the live instances.
 LAG_SECONDS = "lag_seconds"  # now - newest CloudWatch ingestion time delivered (max over instances)
 QUEUE_DEPTH = "queue_depth"  # events fetched and waiting for next_batch (sum over instances)
 QUEUE_BYTES = "queue_bytes"  # bytes of those events (sum over instances)
+UNITS_HELD = "units_held"  # work units (log groups, shards) this replica holds a lease on
+SHARDS_HELD = "shards_held"  # Kinesis shards being read
+MILLIS_BEHIND_LATEST = "millis_behind_latest"  # Kinesis lag: largest MillisBehindLatest over the shards
 
 DESCRIPTIONS: dict[str, str] = {
     EVENTS: "audit events delivered to Falco",
@@ -66,10 +96,25 @@ DESCRIPTIONS: dict[str, str] = {
     TRUNCATED_RECOVERED: "[Truncated...] events delivered with their recovered metadata",
     OVERSIZE: "events larger than max_event_size delivered reduced to their metadata",
     MALFORMED: "messages dropped because they are not an audit event",
-    CHECKPOINT_WRITES: "checkpoint files written",
+    CHECKPOINT_WRITES: "checkpoint writes (file or DynamoDB)",
+    EVENTS_READ: "log events returned by API calls (read amplification = events_read / events)",
+    CALLS_FILTER_LOG_EVENTS: "FilterLogEvents calls",
+    CALLS_DESCRIBE_LOG_STREAMS: "DescribeLogStreams calls",
+    CALLS_GET_LOG_EVENTS: "GetLogEvents calls",
+    CALLS_DYNAMODB: "DynamoDB calls for leases and checkpoints",
+    CALLS_GET_RECORDS: "Kinesis GetRecords calls",
+    CALLS_GET_SHARD_ITERATOR: "Kinesis GetShardIterator calls",
+    CALLS_LIST_SHARDS: "Kinesis ListShards calls",
+    LEASE_TAKEOVERS: "leases taken over from an expired, departed or overloaded replica",
+    LEASE_LOSSES: "leases lost (not renewed in time, or taken by another replica)",
+    CHECKPOINT_WRITES_REJECTED: "checkpoint writes rejected because the lease had moved",
+    RESHARDS: "closed Kinesis shards finished and handed over to their children",
     LAG_SECONDS: "seconds between now and the newest ingestion time delivered (max over instances)",
     QUEUE_DEPTH: "events fetched and waiting to be delivered",
     QUEUE_BYTES: "bytes of the events waiting to be delivered",
+    UNITS_HELD: "log groups or shards this replica holds a lease on",
+    SHARDS_HELD: "Kinesis shards being read",
+    MILLIS_BEHIND_LATEST: "largest Kinesis MillisBehindLatest over the shards read",
 }
 
 COUNTERS: tuple[str, ...] = (
@@ -84,8 +129,27 @@ COUNTERS: tuple[str, ...] = (
     OVERSIZE,
     MALFORMED,
     CHECKPOINT_WRITES,
+    EVENTS_READ,
+    CALLS_FILTER_LOG_EVENTS,
+    CALLS_DESCRIBE_LOG_STREAMS,
+    CALLS_GET_LOG_EVENTS,
+    CALLS_DYNAMODB,
+    CALLS_GET_RECORDS,
+    CALLS_GET_SHARD_ITERATOR,
+    CALLS_LIST_SHARDS,
+    LEASE_TAKEOVERS,
+    LEASE_LOSSES,
+    CHECKPOINT_WRITES_REJECTED,
+    RESHARDS,
 )
-GAUGES: tuple[str, ...] = (LAG_SECONDS, QUEUE_DEPTH, QUEUE_BYTES)
+GAUGES: tuple[str, ...] = (
+    LAG_SECONDS,
+    QUEUE_DEPTH,
+    QUEUE_BYTES,
+    UNITS_HELD,
+    SHARDS_HELD,
+    MILLIS_BEHIND_LATEST,
+)
 
 # Every metric in get_metrics order, with its kind.
 METRICS: tuple[tuple[str, int], ...] = (
@@ -94,7 +158,7 @@ METRICS: tuple[tuple[str, int], ...] = (
 )
 
 # How several live instances combine into one gauge value.
-_GAUGE_MAX = frozenset({LAG_SECONDS})
+_GAUGE_MAX = frozenset({LAG_SECONDS, MILLIS_BEHIND_LATEST})
 
 
 def new_counters() -> dict[str, int | float]:

@@ -22,13 +22,35 @@ def test_names_are_the_issue_list_once_each() -> None:
         "oversize",
         "malformed",
         "checkpoint_writes",
+        "events_read",
+        "api_calls_filter_log_events",
+        "api_calls_describe_log_streams",
+        "api_calls_get_log_events",
+        "api_calls_dynamodb",
+        "api_calls_get_records",
+        "api_calls_get_shard_iterator",
+        "api_calls_list_shards",
+        "lease_takeovers",
+        "lease_losses",
+        "checkpoint_writes_rejected",
+        "reshards",
         "lag_seconds",
         "queue_depth",
         "queue_bytes",
+        "units_held",
+        "shards_held",
+        "millis_behind_latest",
     ]
     assert len(set(names)) == len(names)
     assert set(metrics.DESCRIPTIONS) == set(names)
-    assert {n for n, k in metrics.METRICS if k == GAUGE} == {"lag_seconds", "queue_depth", "queue_bytes"}
+    assert {n for n, k in metrics.METRICS if k == GAUGE} == {
+        "lag_seconds",
+        "queue_depth",
+        "queue_bytes",
+        "units_held",
+        "shards_held",
+        "millis_behind_latest",
+    }
 
 
 def test_new_counters_has_every_name_at_zero() -> None:

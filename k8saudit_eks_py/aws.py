@@ -40,6 +40,7 @@ __all__ = [
     "classify",
     "describe",
     "is_aws_error",
+    "make_client",
     "make_logs_client",
     "open_failure",
     "resolve_region",
@@ -175,18 +176,22 @@ def _session(cfg: PluginConfig, region: str) -> boto3.Session:
     return boto3.Session(botocore_session=assumed, region_name=region)
 
 
-def make_logs_client(
+def make_client(
+    service: str,
     cfg: PluginConfig,
     region: str,
-    pacer: CallPacer | None,
     *,
+    endpoint_url: str = "",
+    pacer: CallPacer | None = None,
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
 ) -> Any:
-    """A fresh CloudWatch Logs client (a fresh session too, so stale credentials are re-resolved).
+    """A fresh client of `service` (logs, dynamodb, kinesis) with the plugin's credentials (a fresh
+    session too, so stale credentials are re-resolved). An empty endpoint_url leaves boto3's own endpoint
+    resolution alone, so AWS_ENDPOINT_URL_<SERVICE> and the shared config's `services` keep working.
 
-    botocore's own retries are off: the source retries every failure itself, with jitter and a sleep that
-    close() can cut short, and resumes at the same nextToken."""
+    botocore's own retries are off: the sources retry every failure themselves, with jitter and a sleep
+    that close() can cut short, and resume where they were."""
     config = Config(
         region_name=region,
         retries={"mode": "standard", "total_max_attempts": 1},
@@ -196,11 +201,33 @@ def make_logs_client(
         tcp_keepalive=True,
         user_agent_extra=f"k8saudit-eks-py/{__version__}",
     )
-    client = _session(cfg, region).client("logs", endpoint_url=cfg.endpoint_url or None, config=config)
+    client = _session(cfg, region).client(service, endpoint_url=endpoint_url or None, config=config)
     if pacer is not None:
         # Every HTTP attempt goes through the pacer, so the cap holds whatever retries happen above.
-        client.meta.events.register("before-send.cloudwatch-logs", pacer.before_send)
+        client.meta.events.register(
+            f"before-send.{client.meta.service_model.service_id.hyphenize()}", pacer.before_send
+        )
     return client
+
+
+def make_logs_client(
+    cfg: PluginConfig,
+    region: str,
+    pacer: CallPacer | None,
+    *,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 30.0,
+) -> Any:
+    """The CloudWatch Logs client (endpoint: init_config endpoint_url, else boto3's resolution)."""
+    return make_client(
+        "logs",
+        cfg,
+        region,
+        endpoint_url=cfg.endpoint_url,
+        pacer=pacer,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
 
 
 class CallPacer:

@@ -4,6 +4,10 @@ Faults apply to FilterLogEvents only, drawn per request from a seeded RNG: Throt
 connection resets, slow answers, empty pages that still carry a nextToken (the proxy's own token, mapped back
 to the real one on the next call), 200 answers cut short, and ExpiredTokenException once an access key has
 been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName, which moto lacks.
+
+DynamoDB requests (the lease table) get their own switches: `dynamodb_cut` resets every connection (a
+replica partitioned from DynamoDB), `dynamodb_throttle` / `dynamodb_server_error` answer a share of them
+with ProvisionedThroughputExceededException / 500.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import orjson
 
 FILTER = "Logs_20140328.FilterLogEvents"
+DYNAMODB = "DynamoDB_20120810."
 _EMPTY_PREFIX = "faultproxy-empty:"
 _AKID = re.compile(r"Credential=([A-Z0-9]+)/")
 
@@ -38,6 +43,9 @@ class Faults:
     deny: bool = False
     expire_after: int = 0  # > 0: every access key expires after this many FilterLogEvents calls
     seed: int = 1
+    dynamodb_cut: bool = False
+    dynamodb_throttle: float = 0.0
+    dynamodb_server_error: float = 0.0
 
 
 @dataclass
@@ -48,6 +56,7 @@ class Stats:
     filter_times: list[float] = field(default_factory=list)  # monotonic time of every FilterLogEvents
     bodies: list[dict[str, Any]] = field(default_factory=list)  # FilterLogEvents request bodies
     keys: dict[str, int] = field(default_factory=dict)  # access key id → FilterLogEvents calls
+    dynamodb: dict[str, int] = field(default_factory=dict)  # DynamoDB operation → requests seen
 
     def count(self, kind: str) -> None:
         self.injected[kind] = self.injected.get(kind, 0) + 1
@@ -115,6 +124,9 @@ class FaultProxy:
         f = self.faults
         with self._lock:
             self.stats.requests += 1
+        if target.startswith(DYNAMODB):
+            self._dynamodb(h, body, target[len(DYNAMODB) :])
+            return
         if target != FILTER:
             self._forward(h, body)
             return
@@ -169,6 +181,28 @@ class FaultProxy:
         cut = self._draw(f.cut_200)
         self._forward(h, orjson.dumps(request), cut=cut)
         return None
+
+    def _dynamodb(self, h: BaseHTTPRequestHandler, body: bytes, operation: str) -> None:
+        f = self.faults
+        with self._lock:
+            self.stats.dynamodb[operation] = self.stats.dynamodb.get(operation, 0) + 1
+        if f.dynamodb_cut:
+            self.stats.count("dynamodb_cut")
+            self._reset(h)
+            return
+        if self._draw(f.dynamodb_throttle):
+            code = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+            return self._error(h, 400, code, "Rate of requests exceeds the allowed throughput")
+        if self._draw(f.dynamodb_server_error):
+            return self._error(h, 500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "injected")
+        self._forward(h, body)
+        return None
+
+    @staticmethod
+    def _reset(h: BaseHTTPRequestHandler) -> None:
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        h.connection.close()
+        h.close_connection = True
 
     def _error(self, h: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
         self.stats.count(code)

@@ -8,9 +8,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from k8saudit_eks_py.aws import classify, describe
 from k8saudit_eks_py.coordination.table import table_name
 from k8saudit_eks_py.coordination.table_setup import (
+    error_kind,
+    error_text,
     iam_statement,
     key_schema_problem,
     probe_actions,
@@ -29,10 +30,10 @@ def coordination_results(client: Any, table: str, region: str, account: str) -> 
     try:
         description = client.describe_table(TableName=table_name(table))["Table"]
     except (ClientError, BotoCoreError) as exc:
-        if classify(exc) == "not_found":
+        if error_kind(exc) == "not_found":
             return [(name, FAIL, f"not found in {region}", f"create it:\n{setup_command(table, region)}")]
-        if classify(exc) != "denied":
-            return [(name, FAIL, describe(exc), "check network access to DynamoDB and coordination_table")]
+        if error_kind(exc) != "denied":
+            return [(name, FAIL, error_text(exc), "check network access to DynamoDB and coordination_table")]
     else:
         wrong = key_schema_problem(description)
         if wrong:

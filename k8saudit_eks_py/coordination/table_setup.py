@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ _PROBE_KEY = {KEY: {"S": "k8saudit-eks-py check probe (never created)"}}
 
 @dataclass(frozen=True, slots=True)
 class TableProblem:
-    kind: str  # "missing" | "schema" | "denied" | "transient"
+    kind: str  # "missing" | "schema" | "denied" | "credentials" | "transient"
     message: str
 
 
@@ -64,22 +65,50 @@ def key_schema_problem(description: dict[str, Any]) -> str | None:
     return f"key schema is {shown or 'unknown'}; a lease table has one string partition key named '{KEY}'"
 
 
+_XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
+_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+
+
+def error_kind(exc: BaseException) -> str:
+    """classify(), also reading a 403 with an XML body (some endpoints, moto among them, answer DynamoDB's
+    JSON protocol that way) as access denied."""
+    if isinstance(exc, ClientError) and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
+        return "denied"
+    return classify(exc)
+
+
+def error_text(exc: BaseException) -> str:
+    """describe(), with the real code and message of an XML error body."""
+    if isinstance(exc, ClientError):
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        code, text = _XML_CODE.search(message), _XML_MESSAGE.search(message)
+        if code:
+            return f"{code.group(1)}: {text.group(1) if text else ''}".rstrip(": ")
+    return describe(exc)
+
+
 def _problem(exc: BaseException, table: str, region: str) -> TableProblem:
-    kind = classify(exc)
+    kind = error_kind(exc)
     name = table_name(table)
     if kind == "not_found":
         return TableProblem(
             "missing",
-            f"coordination_table {name} not found in region {region} ({describe(exc)}); create it with: "
+            f"coordination_table {name} not found in region {region} ({error_text(exc)}); create it with: "
             + setup_command(table, region),
         )
     if kind == "denied":
         return TableProblem(
             "denied",
-            f"access denied to coordination_table {name} ({describe(exc)}). The IAM identity Falco runs as "
+            f"access denied to coordination_table {name} ({error_text(exc)}). The IAM identity Falco runs as "
             "needs this statement:\n" + json.dumps(iam_statement(table, region), indent=2),
         )
-    return TableProblem("transient", f"coordination_table {name}: {describe(exc)}")
+    if kind == "credentials":
+        return TableProblem(
+            "credentials",
+            f"no usable AWS credentials for coordination_table {name} ({error_text(exc)}); the table is "
+            "reached with the same credentials, role_arn and region as CloudWatch Logs",
+        )
+    return TableProblem("transient", f"coordination_table {name}: {error_text(exc)}")
 
 
 def describe_problem(client: Any, table: str, region: str) -> TableProblem | None:
@@ -130,7 +159,7 @@ def probe_actions(client: Any, table: str) -> dict[str, str | None]:
             results[action] = None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            results[action] = None if code == "ConditionalCheckFailedException" else describe(exc)
+            results[action] = None if code == "ConditionalCheckFailedException" else error_text(exc)
         except BotoCoreError as exc:
             results[action] = describe(exc)
     return results

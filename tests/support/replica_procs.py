@@ -17,14 +17,33 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Replica:
-    def __init__(self, out: Path, url: str, table: str, name: str, lease_s: float, units: list[str]) -> None:
+    def __init__(
+        self,
+        out: Path,
+        url: str,
+        table: str,
+        name: str,
+        lease_s: float,
+        units: list[str],
+        save_every: float = 0.0,
+    ) -> None:
         self.name = name
         self.out = out
         env = dummy_environ()
         env["PYTHONPATH"] = str(ROOT)
         with open(out, "wb") as f:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.lease_replica", url, table, name, str(lease_s), *units],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.lease_replica",
+                    f"--save-every={save_every}",
+                    url,
+                    table,
+                    name,
+                    str(lease_s),
+                    *units,
+                ],
                 stdout=f,
                 stderr=subprocess.DEVNULL,
                 env=env,
@@ -47,6 +66,14 @@ class Replica:
 
     def calls(self) -> list[tuple[float, int]]:
         return [(r["t"], r["calls"]) for r in self.lines() if "calls" in r]
+
+    def saved(self, unit: str) -> list[int]:
+        """The checkpoint numbers whose save returned, in order."""
+        return [r["n"] for r in self.lines() if r.get("saved") == unit]
+
+    def acquired(self, unit: str) -> list[Any]:
+        """The checkpoint states found in the lease each time this replica took `unit`."""
+        return [r["state"] for r in self.lines() if r.get("acquired") == unit]
 
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)

@@ -28,7 +28,7 @@ def coordination_results(client: Any, table: str, region: str, account: str) -> 
     name = f"coordination table {table_name(table)}"
     rows: list[Row] = []
     try:
-        description = client.describe_table(TableName=table_name(table))["Table"]
+        description = client.describe_table(TableName=table)["Table"]
     except (ClientError, BotoCoreError) as exc:
         if error_kind(exc) == "not_found":
             return [(name, FAIL, f"not found in {region}", f"create it:\n{setup_command(table, region)}")]

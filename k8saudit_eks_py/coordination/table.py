@@ -45,7 +45,8 @@ def table_name(table: str) -> str:
 class LeaseTable:
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
-        self.name = table_name(table)
+        # DynamoDB takes a table ARN wherever it takes a name: an ARN reaches a table in another account.
+        self.name = table
         self._calls = 0
         self._calls_lock = threading.Lock()
         # Every HTTP attempt counts (api_calls_dynamodb), whichever thread sends it.

@@ -113,7 +113,7 @@ def _problem(exc: BaseException, table: str, region: str) -> TableProblem:
 
 def describe_problem(client: Any, table: str, region: str) -> TableProblem | None:
     try:
-        description = client.describe_table(TableName=table_name(table))["Table"]
+        description = client.describe_table(TableName=table)["Table"]
     except (ClientError, BotoCoreError) as exc:
         return _problem(exc, table, region)
     wrong = key_schema_problem(description)
@@ -137,7 +137,7 @@ def verify_table(client: Any, table: str, region: str) -> None:
 def probe_actions(client: Any, table: str) -> dict[str, str | None]:
     """action -> None when allowed, else the error. Writes are conditional on a key that never exists, so
     an allowed write answers ConditionalCheckFailedException and changes nothing."""
-    name = table_name(table)
+    name = table  # a name or an ARN, as the plugin uses it
     never = {"ConditionExpression": "attribute_exists(#k)", "ExpressionAttributeNames": {"#k": KEY}}
     calls: dict[str, Any] = {
         "dynamodb:DescribeTable": lambda: client.describe_table(TableName=name),

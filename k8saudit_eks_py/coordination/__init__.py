@@ -5,8 +5,18 @@ the owner bumps to renew, and the unit's checkpoint; every write is conditional 
 lease is expired when its counter has not moved for lease_duration by the observer's own monotonic clock
 (no clock synchronisation between replicas).
 
-Data path: the source asks the Coordinator which units it may deliver, saves checkpoints through
-the Coordinator's fenced CheckpointStore, and learns of acquired/lost units from its queue.
+How a source uses it (data path: source -> coordination, never the other way):
+- open: `start_coordinator(cfg, region, units)` (start.py) verifies the table (OpenError with the fix)
+  and starts the lease thread; `coordinator.store` is the source's CheckpointStore.
+- each next_batch: drain `coordinator.changes`: `acquired(unit, state)` -> start reading the unit from
+  `state` (None: from `shift`); `lost(unit)` -> stop reading it and discard what is queued for it (the
+  new owner re-reads it from the last committed checkpoint). Hand events of a unit to Falco only while
+  `coordinator.deliverable(unit)`: it turns False before another replica can take the lease; while it
+  is False without a `lost`, keep the events queued (renewals are being retried). Commit with
+  `coordinator.store.save({unit: state})` for the units of the previous batch; CheckpointRejected means
+  the unit was dropped (its `lost` is queued).
+- metrics: merge `coordinator.metrics()`; close: `coordinator.close()` writes pending checkpoints and
+  releases the leases.
 """
 
 from k8saudit_eks_py.coordination.coordinator import Change, Coordinator

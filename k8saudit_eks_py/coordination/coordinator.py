@@ -132,6 +132,7 @@ class Coordinator:
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread, then hand every lease back (free), so another replica or the next instance
         of this one takes it at once instead of waiting for expiry."""
+        deadline = self.clock() + timeout
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
@@ -139,6 +140,13 @@ class Coordinator:
         with self._lock:
             units = list(self._held)
         for unit in units:
+            if self.clock() >= deadline:  # DynamoDB unreachable: the rest frees itself after expiry
+                log.warning(
+                    f"replica {self.me} closes without releasing {unit}; it frees itself after expiry"
+                )
+                with self._lock:
+                    self._held.pop(unit, None)
+                continue
             self._release(unit, reason="closing")
 
     # ---------------------------------------------------------------- used by FencedStore

@@ -236,3 +236,22 @@ def test_lease_parsing_ignores_units_of_other_configurations(
     time.sleep(1.5)
     assert a.held() == ["mine"]
     assert isinstance(other.scan()[0], Lease)
+
+
+def test_close_with_dynamodb_unreachable_returns_and_the_lease_expires_for_others(
+    moto: MotoServer, running: list[Coordinator]
+) -> None:
+    table = new_table(moto.url)
+    with FaultProxy(moto.url) as proxy:
+        a = coordinator(proxy.url, table, "a", ["u"])
+        assert wait_for(lambda: a.held() == ["u"], 10)
+        proxy.faults.dynamodb_cut = True
+        began = time.monotonic()
+        a.close(timeout=2)
+        assert time.monotonic() - began < 5
+        assert a.held() == []
+        b_started = time.monotonic()
+        b = start(running, moto.url, table, "b", ["u"])
+        assert wait_for(lambda: b.held() == ["u"], 3 + 1 + 2)
+        # Not released: a newcomer waits a whole lease duration on its own clock before taking it.
+        assert time.monotonic() - b_started >= 3

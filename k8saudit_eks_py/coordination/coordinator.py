@@ -224,7 +224,7 @@ class Coordinator:
                     continue
                 sent = self.clock()
                 try:
-                    lease = self.table.renew(unit, self.me, h.counter)
+                    lease = self._renew(unit, h)
                 except LeaseLost:
                     self.drop(unit, "another replica holds it now (renewal rejected)")
                     continue
@@ -240,6 +240,17 @@ class Coordinator:
                             f"replica {self.me} stops delivering {unit}: {lease.handoff_to} asked for it"
                         )
         return ok
+
+    def _renew(self, unit: str, h: Held) -> Lease:
+        """Renew; when rejected, look once more: a renewal that timed out may have been applied, leaving
+        the lease ours with a counter we never read back."""
+        try:
+            return self.table.renew(unit, self.me, h.counter)
+        except LeaseLost:
+            current = self.table.get(unit)
+            if current is None or current.owner != self.me:
+                raise
+            return self.table.renew(unit, self.me, current.counter)
 
     def _hand_over_drained(self) -> bool:
         """A draining unit goes to the asker once its last batch is checkpointed (or one period passed)."""

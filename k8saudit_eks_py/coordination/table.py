@@ -186,6 +186,11 @@ class LeaseTable:
             },
         )
 
+    def get(self, unit: str) -> Lease | None:
+        answer = self.client.get_item(TableName=self.name, Key={KEY: {"S": unit}}, ConsistentRead=True)
+        item = answer.get("Item")
+        return from_item(item) if item else None
+
     def load_checkpoint(self, unit: str) -> UnitState | None:
         answer = self.client.get_item(TableName=self.name, Key={KEY: {"S": unit}}, ConsistentRead=True)
         item = answer.get("Item")

@@ -255,3 +255,21 @@ def test_close_with_dynamodb_unreachable_returns_and_the_lease_expires_for_other
         assert wait_for(lambda: b.held() == ["u"], 3 + 1 + 2)
         # Not released: a newcomer waits a whole lease duration on its own clock before taking it.
         assert time.monotonic() - b_started >= 3
+
+
+def test_a_renewal_applied_but_unanswered_does_not_lose_the_lease(
+    moto: MotoServer, running: list[Coordinator]
+) -> None:
+    table = new_table(moto.url)
+    with FaultProxy(moto.url) as proxy:
+        a = start(running, proxy.url, table, "a", ["u"])
+        assert wait_for(lambda: a.held() == ["u"], 10)
+        proxy.faults.dynamodb_lose_answer = 1.0
+        assert wait_for(lambda: proxy.stats.injected.get("dynamodb_lost_answer", 0) >= 2, 5)
+        proxy.faults.dynamodb_lose_answer = 0.0
+        lost = proxy.stats.injected["dynamodb_lost_answer"]
+        assert wait_for(lambda: a.deliverable("u"), 3)
+        time.sleep(2)
+        assert a.held() == ["u"]
+        assert a.metrics()["lease_losses"] == 0, f"{lost} unanswered calls made the lease look lost"
+        assert owners(moto.url, table) == {"u": "a"}

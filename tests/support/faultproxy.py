@@ -7,7 +7,8 @@ been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGrou
 
 DynamoDB requests (the lease table) get their own switches: `dynamodb_cut` resets every connection (a
 replica partitioned from DynamoDB), `dynamodb_throttle` / `dynamodb_server_error` answer a share of them
-with ProvisionedThroughputExceededException / 500.
+with ProvisionedThroughputExceededException / 500, `dynamodb_lose_answer` applies a share of them and
+resets the connection instead of answering (the caller cannot tell whether its write happened).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Faults:
     dynamodb_cut: bool = False
     dynamodb_throttle: float = 0.0
     dynamodb_server_error: float = 0.0
+    dynamodb_lose_answer: float = 0.0  # the request reaches DynamoDB, the answer is lost (connection reset)
 
 
 @dataclass
@@ -195,7 +197,10 @@ class FaultProxy:
             return self._error(h, 400, code, "Rate of requests exceeds the allowed throughput")
         if self._draw(f.dynamodb_server_error):
             return self._error(h, 500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "injected")
-        self._forward(h, body)
+        lose = self._draw(f.dynamodb_lose_answer)
+        if lose:
+            self.stats.count("dynamodb_lost_answer")
+        self._forward(h, body, drop_answer=lose)
         return None
 
     @staticmethod
@@ -225,7 +230,9 @@ class FaultProxy:
             conn = self._local.conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         return conn
 
-    def _forward(self, h: BaseHTTPRequestHandler, body: bytes, cut: bool = False) -> None:
+    def _forward(
+        self, h: BaseHTTPRequestHandler, body: bytes, cut: bool = False, drop_answer: bool = False
+    ) -> None:
         headers = {
             k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")
         }
@@ -244,6 +251,9 @@ class FaultProxy:
                     raise
         with self._lock:
             self.stats.forwarded += 1
+        if drop_answer:
+            self._reset(h)
+            return
         if cut and resp.status == 200 and len(data) > 2:
             self.stats.count("cut_200")
             data = data[: len(data) // 2]

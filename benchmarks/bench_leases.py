@@ -65,13 +65,13 @@ def main() -> None:
             for k in range(args.kills):
                 victim = next(r for r in replicas if r.held())
                 unit = victim.held()[0]
-                victim.kill9()
                 killed = time.time()
+                victim.kill9()
                 replicas.remove(victim)
                 if not wait_for(lambda u=unit: any(u in r.held() for r in replicas), 6 * args.lease):
                     print(f"kill {k + 1}: {unit} not taken over")
                     break
-                taken = min(t for r in replicas if (t := r.first_holding(unit)) is not None)
+                taken = min(t for r in replicas if (t := r.first_holding(unit, after=killed)) is not None)
                 failovers.append(taken - killed)
                 replacement = Replica(Path(tmp) / f"n{k}.jsonl", moto.url, table, f"n{k}", args.lease, units)
                 replicas.append(replacement)

@@ -36,13 +36,14 @@ def test_kill_9_owner_unit_taken_within_lease_duration_plus_one_renewal(
     victim = replicas[0]
     unit = victim.held()[0]
     assert wait_for(lambda: len(victim.saved(unit)) >= 5, 10)
-    victim.kill9()
     killed_at = time.time()
+    victim.kill9()
     survivors = replicas[1:]
     assert wait_for(lambda: any(unit in r.held() for r in survivors), 3 * LEASE_S)
     new_owner = next(r for r in survivors if unit in r.held())
-    taken_at = new_owner.first_holding(unit)
+    taken_at = new_owner.first_holding(unit, after=killed_at)
     assert taken_at is not None
+    assert taken_at - killed_at >= LEASE_S - LEASE_S / 3 - 0.5, "taken before the lease could expire"
     # The victim's last renewal was at most one period before the kill: expiry comes at most LEASE_S after
     # the kill, noticed within one more period; the slack covers scheduling on a loaded machine.
     assert taken_at - killed_at <= LEASE_S + LEASE_S / 3 + 1.0, taken_at - killed_at

@@ -61,8 +61,9 @@ class Replica:
         states = [r["held"] for r in self.lines() if "held" in r]
         return states[-1] if states else []
 
-    def first_holding(self, unit: str) -> float | None:
-        return next((r["t"] for r in self.lines() if unit in r.get("held", [])), None)
+    def first_holding(self, unit: str, after: float = 0.0) -> float | None:
+        """Wall-clock time this replica first reported `unit` deliverable at or after `after`."""
+        return next((r["t"] for r in self.lines() if r["t"] >= after and unit in r.get("held", [])), None)
 
     def calls(self) -> list[tuple[float, int]]:
         return [(r["t"], r["calls"]) for r in self.lines() if "calls" in r]

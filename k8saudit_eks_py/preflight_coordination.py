@@ -20,7 +20,7 @@ from k8saudit_eks_py.coordination.table_setup import (
 
 __all__ = ["Row", "coordination_results"]
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"
+PASS, FAIL = "pass", "fail"  # the statuses of preflight.py
 Row = tuple[str, str, str, str]  # (name, status, detail, fix)
 
 
@@ -36,18 +36,12 @@ def coordination_results(client: Any, table: str, region: str, account: str) -> 
             return [(name, FAIL, error_text(exc), "check network access to DynamoDB and coordination_table")]
     else:
         wrong = key_schema_problem(description)
-        if wrong:
-            rows.append(
-                (
-                    name,
-                    FAIL,
-                    wrong,
-                    "point coordination_table at a new table: "
-                    + setup_command(f"{table_name(table)}-leases", region),
-                )
+        if wrong:  # probing item actions on another key schema would only report validation errors
+            fix = "point coordination_table at a new table: " + setup_command(
+                f"{table_name(table)}-leases", region
             )
-        else:
-            rows.append((name, PASS, "exists, key schema ok", ""))
+            return [(name, FAIL, wrong, fix)]
+        rows.append((name, PASS, "exists, key schema ok", ""))
     policy = json.dumps(
         {"Version": "2012-10-17", "Statement": [iam_statement(table, region, account or "*")]}, indent=2
     )

@@ -215,6 +215,21 @@ def test_check_reports_a_missing_table_with_the_setup_command(server: MotoServer
     assert "k8saudit-eks-py setup-coordination --table absent --region us-east-1" in out
 
 
+def test_check_reports_a_table_with_another_key_schema(server: MotoServer) -> None:
+    make_cluster(server, "odd")
+    dynamodb(server.url).create_table(
+        TableName="odd-table",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    rc, out = check(server, "odd", "--coordination-table", "odd-table")
+    assert rc == 1
+    assert "✗ coordination table odd-table: key schema is pk (HASH, S); a lease table has one string" in out
+    assert "fix: point coordination_table at a new table: k8saudit-eks-py setup-coordination --table" in out
+    assert "IAM dynamodb:" not in out
+
+
 def test_check_reports_denied_table_actions_with_the_policy(server: MotoServer) -> None:
     make_cluster(server, "partial")
     name = new_table(server.url)

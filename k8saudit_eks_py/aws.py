@@ -56,6 +56,7 @@ _THROTTLE_CODES = {
     "TooManyRequestsException",
     "RequestLimitExceeded",
     "SlowDown",
+    "ProvisionedThroughputExceededException",
 }
 # Credentials that were good and went stale (expired session, rotated key): rebuild the session and retry.
 _CREDENTIAL_CODES = {

@@ -5,6 +5,8 @@ region, credentials (sts:GetCallerIdentity), the optional assumed role, audit lo
 (eks:DescribeCluster; AccessDenied there only warns), logs:DescribeLogGroups and the log group,
 logs:FilterLogEvents and recent audit events. CloudWatch calls go to `endpoint_url` when given (as in the
 plugin); STS and EKS use boto3's normal endpoint resolution (AWS_ENDPOINT_URL_STS, _EKS, AWS_ENDPOINT_URL).
+With a coordination table, preflight_coordination.py adds its checks (DynamoDB: coordination_endpoint_url or
+boto3's resolution, AWS_ENDPOINT_URL_DYNAMODB included).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+
+from k8saudit_eks_py.preflight_coordination import coordination_results
 
 __all__ = [
     "AUDIT_STREAM_PREFIX",
@@ -67,6 +71,8 @@ class Options:
     log_group: str = ""
     window_seconds: int = 3600  # how far back "recent audit events" looks
     max_pages: int = 20  # FilterLogEvents pages read at most while looking for them
+    coordination_table: str = ""  # checked (exists, key schema, IAM actions) when set
+    coordination_endpoint_url: str = ""
 
 
 def enable_audit_command(cluster: str, region: str) -> str:
@@ -367,4 +373,17 @@ def run_checks(
     _check_audit_logging(ctx)
     group_exists = _check_log_group(ctx)
     _check_recent_events(ctx, group_exists, clock)
+    if options.coordination_table:
+        _check_coordination(ctx)
     return ctx.results
+
+
+def _check_coordination(ctx: _Context) -> None:
+    endpoint = (
+        {"endpoint_url": ctx.options.coordination_endpoint_url}
+        if ctx.options.coordination_endpoint_url
+        else {}
+    )
+    dynamodb = ctx.session.client("dynamodb", config=_CLIENT_CONFIG, **endpoint)
+    for row in coordination_results(dynamodb, ctx.options.coordination_table, ctx.region, ctx.account):
+        ctx.add(*row)

@@ -27,6 +27,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--window", type=parse_duration, default=3600, metavar="TIME", help="how far back to look for events"
     )
+    p.add_argument(
+        "--coordination-table",
+        metavar="TABLE",
+        help="also check this DynamoDB lease table (init_config coordination_table): exists, key schema, IAM",
+    )
+    p.add_argument("--coordination-endpoint-url", metavar="URL", help="DynamoDB endpoint override")
     p.set_defaults(func=main)
 
 
@@ -59,6 +65,8 @@ def main(args: argparse.Namespace) -> int:
         endpoint_url=args.endpoint_url or "",
         log_group=args.log_group or "",
         window_seconds=args.window,
+        coordination_table=args.coordination_table or "",
+        coordination_endpoint_url=args.coordination_endpoint_url or "",
     )
     results = run_checks(options)
     sys.stdout.write(format_results(results) + "\n")

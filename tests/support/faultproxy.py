@@ -4,6 +4,11 @@ Faults apply to FilterLogEvents only, drawn per request from a seeded RNG: Throt
 connection resets, slow answers, empty pages that still carry a nextToken (the proxy's own token, mapped back
 to the real one on the next call), 200 answers cut short, and ExpiredTokenException once an access key has
 been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName, which moto lacks.
+
+DynamoDB requests (the lease table) get their own switches: `dynamodb_cut` resets every connection (a
+replica partitioned from DynamoDB), `dynamodb_throttle` / `dynamodb_server_error` answer a share of them
+with ProvisionedThroughputExceededException / 500, `dynamodb_lose_answer` applies a share of them and
+resets the connection instead of answering (the caller cannot tell whether its write happened).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 import orjson
 
 FILTER = "Logs_20140328.FilterLogEvents"
+DYNAMODB = "DynamoDB_20120810."
 _EMPTY_PREFIX = "faultproxy-empty:"
 _AKID = re.compile(r"Credential=([A-Z0-9]+)/")
 
@@ -38,6 +44,10 @@ class Faults:
     deny: bool = False
     expire_after: int = 0  # > 0: every access key expires after this many FilterLogEvents calls
     seed: int = 1
+    dynamodb_cut: bool = False
+    dynamodb_throttle: float = 0.0
+    dynamodb_server_error: float = 0.0
+    dynamodb_lose_answer: float = 0.0  # the request reaches DynamoDB, the answer is lost (connection reset)
 
 
 @dataclass
@@ -48,6 +58,7 @@ class Stats:
     filter_times: list[float] = field(default_factory=list)  # monotonic time of every FilterLogEvents
     bodies: list[dict[str, Any]] = field(default_factory=list)  # FilterLogEvents request bodies
     keys: dict[str, int] = field(default_factory=dict)  # access key id → FilterLogEvents calls
+    dynamodb: dict[str, int] = field(default_factory=dict)  # DynamoDB operation → requests seen
 
     def count(self, kind: str) -> None:
         self.injected[kind] = self.injected.get(kind, 0) + 1
@@ -115,6 +126,9 @@ class FaultProxy:
         f = self.faults
         with self._lock:
             self.stats.requests += 1
+        if target.startswith(DYNAMODB):
+            self._dynamodb(h, body, target[len(DYNAMODB) :])
+            return
         if target != FILTER:
             self._forward(h, body)
             return
@@ -170,6 +184,31 @@ class FaultProxy:
         self._forward(h, orjson.dumps(request), cut=cut)
         return None
 
+    def _dynamodb(self, h: BaseHTTPRequestHandler, body: bytes, operation: str) -> None:
+        f = self.faults
+        with self._lock:
+            self.stats.dynamodb[operation] = self.stats.dynamodb.get(operation, 0) + 1
+        if f.dynamodb_cut:
+            self.stats.count("dynamodb_cut")
+            self._reset(h)
+            return
+        if self._draw(f.dynamodb_throttle):
+            code = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+            return self._error(h, 400, code, "Rate of requests exceeds the allowed throughput")
+        if self._draw(f.dynamodb_server_error):
+            return self._error(h, 500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "injected")
+        lose = self._draw(f.dynamodb_lose_answer)
+        if lose:
+            self.stats.count("dynamodb_lost_answer")
+        self._forward(h, body, drop_answer=lose)
+        return None
+
+    @staticmethod
+    def _reset(h: BaseHTTPRequestHandler) -> None:
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        h.connection.close()
+        h.close_connection = True
+
     def _error(self, h: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
         self.stats.count(code)
         body = orjson.dumps({"__type": code, "message": message})
@@ -191,7 +230,9 @@ class FaultProxy:
             conn = self._local.conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         return conn
 
-    def _forward(self, h: BaseHTTPRequestHandler, body: bytes, cut: bool = False) -> None:
+    def _forward(
+        self, h: BaseHTTPRequestHandler, body: bytes, cut: bool = False, drop_answer: bool = False
+    ) -> None:
         headers = {
             k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")
         }
@@ -210,6 +251,9 @@ class FaultProxy:
                     raise
         with self._lock:
             self.stats.forwarded += 1
+        if drop_answer:
+            self._reset(h)
+            return
         if cut and resp.status == 200 and len(data) > 2:
             self.stats.count("cut_200")
             data = data[: len(data) // 2]

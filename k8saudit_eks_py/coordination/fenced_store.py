@@ -1,0 +1,110 @@
+"""The CheckpointStore of a replica: each save is a DynamoDB write conditional on owner + lease counter.
+
+A rejected write means another replica holds the unit now: the unit is dropped at once (its events must
+no longer be delivered here) and CheckpointRejected names it. DynamoDB throttling or errors are retried
+with jittered backoff for a bounded time; a state still unsaved then stays pending and the Coordinator's
+thread retries it (and writes it before handing the lease over).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from k8saudit_eks_py.aws import is_aws_error
+from k8saudit_eks_py.checkpoint_store import UnitState, encode_state
+from k8saudit_eks_py.coordination.table import LeaseLost
+from k8saudit_eks_py.metrics import CHECKPOINT_WRITES_REJECTED
+
+if TYPE_CHECKING:
+    from k8saudit_eks_py.coordination.coordinator import Coordinator
+
+__all__ = ["CheckpointRejected", "FencedStore"]
+
+
+class CheckpointRejected(Exception):
+    """The lease of `unit` is no longer this replica's: its state was not written and the unit is dropped."""
+
+    def __init__(self, unit: str, replica: str) -> None:
+        super().__init__(
+            f"checkpoint of {unit} rejected: replica {replica} no longer holds its lease "
+            "(another replica took it over); stopped reading it"
+        )
+        self.unit = unit
+
+
+class FencedStore:
+    def __init__(self, coordinator: Coordinator, save_budget_s: float | None = None) -> None:
+        self._c = coordinator
+        self.writes = 0
+        # How long save() keeps retrying a failing DynamoDB before leaving the state pending.
+        self.save_budget_s = save_budget_s if save_budget_s is not None else min(5.0, coordinator.interval)
+        self._pending: dict[str, UnitState] = {}
+
+    def load(self, unit: str) -> UnitState | None:
+        """The state found in the lease when this replica took it (None: start per the source's shift)."""
+        held = self._c.lease_of(unit)
+        if held is not None:
+            return dict(held.checkpoint) if held.checkpoint is not None else None
+        return self._c.table.load_checkpoint(unit)
+
+    def save(self, states: Mapping[str, UnitState]) -> None:
+        for unit, state in states.items():
+            encode_state(unit, state)  # too large is a bug: ValueError before any write
+        rejected: list[str] = []
+        for unit, state in states.items():
+            with self._c.unit_lock(unit):
+                self._pending[unit] = dict(state)
+                try:
+                    self._write(unit, self.save_budget_s)
+                except CheckpointRejected:
+                    rejected.append(unit)
+        if rejected:
+            raise CheckpointRejected(", ".join(rejected), self._c.me)
+
+    def flush(self, unit: str) -> None:
+        """Write the unit's pending state, if any (the caller holds the unit's lock)."""
+        if unit in self._pending:
+            with contextlib.suppress(CheckpointRejected):
+                self._write(unit, 0.0)
+
+    def _write(self, unit: str, budget_s: float) -> None:
+        held = self._c.lease_of(unit)
+        if held is None:
+            self._pending.pop(unit, None)
+            self._c.counters[CHECKPOINT_WRITES_REJECTED] += 1
+            raise CheckpointRejected(unit, self._c.me)
+        deadline = time.monotonic() + budget_s
+        delay = 0.05
+        while True:
+            try:
+                self._c.table.save_checkpoint(unit, self._c.me, held.counter, self._pending[unit])
+            except LeaseLost:
+                self._pending.pop(unit, None)
+                self._c.counters[CHECKPOINT_WRITES_REJECTED] += 1
+                self._c.drop(unit, "its checkpoint write was rejected (lease moved)")
+                raise CheckpointRejected(unit, self._c.me) from None
+            except Exception as exc:
+                if not is_aws_error(exc):
+                    raise
+                # Throttling, 5xx, network: retried, never raised into Falco.
+                if time.monotonic() + delay > deadline:
+                    return  # stays pending
+                time.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, 1.0)
+                continue
+            held.checkpoint = self._pending.pop(unit)
+            self.writes += 1
+            if held.draining_since is not None:
+                held.saved_since_drain = True
+            return
+
+    def pending(self) -> list[str]:
+        return sorted(self._pending)
+
+    def close(self) -> None:
+        """Closing the store closes the Coordinator: leases are released after pending states are written."""
+        self._c.close()

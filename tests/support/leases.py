@@ -1,0 +1,51 @@
+"""Lease-table helpers for the coordination tests: a table on the moto server, Coordinators on it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+
+from k8saudit_eks_py.coordination import Coordinator, LeaseTable
+from k8saudit_eks_py.coordination.table_setup import create_table
+from tests.support.moto_server import REGION
+
+
+def dynamodb(url: str) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def new_table(url: str) -> str:
+    name = f"leases-{uuid.uuid4().hex[:8]}"
+    ok, message = create_table(dynamodb(url), name)
+    assert ok, message
+    return name
+
+
+def coordinator(url: str, table: str, replica: str, units: list[str], lease_s: float = 3) -> Coordinator:
+    c = Coordinator(LeaseTable(dynamodb(url), table), replica, lease_s, units)
+    c.start()
+    return c
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def owners(url: str, table: str) -> dict[str, str]:
+    items = dynamodb(url).scan(TableName=table, ConsistentRead=True)["Items"]
+    return {i["unit"]["S"]: i.get("owner", {}).get("S", "") for i in items}

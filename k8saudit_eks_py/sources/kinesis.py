@@ -50,6 +50,10 @@ class StreamTuning:
     close_timeout_s: float = 10.0
 
 
+class IncompleteResponse(Exception):
+    """A 200 answer missing its fields (cut short on the way): retried, never taken as the shard's end."""
+
+
 class _Item(NamedTuple):
     ts_ns: int
     payload: bytes
@@ -264,7 +268,14 @@ class KinesisSource:
                 )
                 r.iterator = answer["ShardIterator"]
             self._counters[metrics.CALLS_GET_RECORDS] += 1
-            page = self._client.get_records(ShardIterator=r.iterator, Limit=self.tuning.pacing.records_limit)
+            page = self._client.get_records(
+                ShardIterator=r.iterator,
+                Limit=self.tuning.pacing.records_limit,
+                **{k: v for k, v in self._stream_request.items() if k == "StreamARN"},  # cross-account
+            )
+            if not isinstance(page.get("Records"), list) or "MillisBehindLatest" not in page:
+                # A 200 answer cut short parses as {}: without this it would read as "shard closed".
+                raise IncompleteResponse("GetRecords answer without Records/MillisBehindLatest")
         except aws.Cancelled:
             raise
         except Exception as exc:
@@ -291,7 +302,7 @@ class KinesisSource:
         log.info(f"stream {self.stream}: shard {r.info.shard_id} closed and read to its end")
 
     def _failed(self, operation: str, r: ShardReader | None, exc: BaseException) -> None:
-        kind = classify(exc)
+        kind = "incomplete" if isinstance(exc, IncompleteResponse) else classify(exc)
         self._counters[metrics.THROTTLES if kind == "throttle" else metrics.ERRORS] += 1
         self._counters[metrics.RETRIES] += 1
         where = f"shard {r.info.shard_id}" if r else "shards"

@@ -1,4 +1,4 @@
-"""The `k8saudit-eks-py` command: demo, check, tail, fields, library-path, package."""
+"""The `k8saudit-eks-py` command: demo, check, tail, fields, library-path, package, setup-stream."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _library_path(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from k8saudit_eks_py.cli import check, demo, fields, package, tail
+    from k8saudit_eks_py.cli import check, demo, fields, package, setup_stream, tail
 
     parser = argparse.ArgumentParser(
         prog="k8saudit-eks-py",
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("library-path", help="print the path of the installed plugin .so (for falco.yaml)")
     p.set_defaults(func=_library_path)
     package.add_parser(sub)
+    setup_stream.add_parser(sub)
     return parser
 
 

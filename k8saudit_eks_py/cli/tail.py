@@ -43,10 +43,10 @@ def add_parser(sub: Any) -> None:
         "tail",
         help="print the events Falco would receive, through the real plugin library",
         description="Loads libk8saudit-eks-py.so like Falco (init, open, next_batch, extract_fields) and "
-        "prints one line per event. TARGET is an EKS cluster name (or several, comma-separated) or "
-        "file:///path/to/audit.jsonl.",
+        "prints one line per event. TARGET is an EKS cluster name (or several, comma-separated), "
+        "kinesis://STREAM (stream mode) or file:///path/to/audit.jsonl.",
     )
-    p.add_argument("target", metavar="CLUSTER|file://PATH")
+    p.add_argument("target", metavar="CLUSTER|kinesis://STREAM|file://PATH")
     p.add_argument(
         "-o",
         "--output",
@@ -87,6 +87,8 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
             config[key] = value
     if getattr(args, "since", None) is not None:
         config["shift"] = args.since
+    if str(getattr(args, "target", "")).startswith("kinesis://") and config.get("endpoint_url"):
+        config.setdefault("kinesis_endpoint_url", config["endpoint_url"])  # --endpoint-url names the stream's
     return config
 
 

@@ -75,6 +75,11 @@ def open_kinesis(
     coordinated store for replicas)."""
     tuning = tuning or StreamTuning()
     stream = parse_stream(params)
+    if store is None and config.coordination_table:
+        raise OpenError(
+            "coordination_table is set, but shard leases for kinesis:// are not available in this version: "
+            "remove coordination_table and run a single replica (its position is kept in checkpoint_file)"
+        )
     region = stream.region or aws.resolve_region(config)
     clusters = [c.strip() for c in config.stream_clusters.split(",") if c.strip()]
     if store is None:

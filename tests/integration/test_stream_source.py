@@ -306,3 +306,9 @@ def test_standard_endpoint_variable_and_stream_arn_work(
         assert sorted(audit_ids(read_until(source, 30, 10))) == sorted(f"a-{i}" for i in range(30))
     finally:
         source.close()
+
+
+def test_coordination_table_fails_open_until_shard_leases_exist(moto: MotoServer) -> None:
+    create_stream(moto.url, "solo", 1)
+    with pytest.raises(OpenError, match="run a single replica"):
+        open_source("kinesis://solo", _config(moto.url, coordination_table="leases"))

@@ -312,3 +312,30 @@ def test_coordination_table_fails_open_until_shard_leases_exist(moto: MotoServer
     create_stream(moto.url, "solo", 1)
     with pytest.raises(OpenError, match="run a single replica"):
         open_source("kinesis://solo", _config(moto.url, coordination_table="leases"))
+
+
+def test_first_start_reads_from_now_minus_shift_and_reports_the_lag(moto: MotoServer) -> None:
+    create_stream(moto.url, "shifted", 1)
+    put_real_records(moto.url, "shifted", "prod", 0, 50, 5)  # before now - shift: not read
+    time.sleep(2.5)
+    source = _open(moto.url, "shifted", shift=1)
+    try:
+        put_real_records(moto.url, "shifted", "prod", 100, 50, 5)
+        ids = audit_ids(read_until(source, 50, 10, settle=1.0))
+        assert sorted(ids) == sorted(f"a-{i}" for i in range(100, 150))
+    finally:
+        source.close()
+    # A backlog read 2 records per call: the reader knows how far behind the newest record it is.
+    for first in (200, 400, 600):  # records of different ages
+        put_real_records(moto.url, "shifted", "prod", first, 200, 5)
+        time.sleep(0.3)
+    tuning = dataclasses.replace(FAST_STREAM, pacing=dataclasses.replace(FAST_STREAM.pacing, records_limit=2))
+    source = open_kinesis("shifted", _config(moto.url, buffer_size=10), tuning=tuning)
+    try:
+        behind = []
+        for _ in range(40):
+            source.next_batch(10, 0.2)
+            behind.append(source.metrics()["millis_behind_latest"])
+        assert max(behind) > 0
+    finally:
+        source.close()

@@ -339,3 +339,31 @@ def test_first_start_reads_from_now_minus_shift_and_reports_the_lag(moto: MotoSe
         assert max(behind) > 0
     finally:
         source.close()
+
+
+def test_restart_between_a_split_and_the_children_continues_the_lineage(tmp_path: Path) -> None:
+    """Closed after the parent finished but before the children were read, reopened much later than
+    `shift`: the children start where their parent's reading started, not at the new now - shift."""
+    with aws_resharding_moto() as url:
+        create_stream(url, "lineage", 1)
+        k = client("kinesis", url)
+        _ordered_ids(url, "lineage", 0, 100)
+        config = _config(url, checkpoint_file=str(tmp_path / "cp.json"))
+        source = open_kinesis("lineage", config, tuning=FAST_STREAM)
+        try:
+            got = audit_ids(read_until(source, 100, 10))
+            parent = k.list_shards(StreamName="lineage")["Shards"][0]["ShardId"]
+            k.split_shard(StreamName="lineage", ShardToSplit=parent, NewStartingHashKey=str(2**127))
+            deadline = time.monotonic() + 10
+            while source.metrics()[metrics.RESHARDS] < 1 and time.monotonic() < deadline:
+                got += audit_ids(source.next_batch(50, 0.1)[0])
+        finally:
+            source.close()
+        _ordered_ids(url, "lineage", 100, 100)  # into a child while nobody reads
+        time.sleep(2.5)
+        source = open_kinesis("lineage", _config(url, checkpoint_file=str(tmp_path / "cp.json"), shift=1))
+        try:
+            got += audit_ids(read_until(source, 100, 15, settle=1.0))
+        finally:
+            source.close()
+    assert got == [f"a-{i}" for i in range(200)]

@@ -115,3 +115,21 @@ def test_open_error_names_the_missing_stream_and_the_fix(aws_host: Host, moto: M
     assert line["rc"] == 1, line
     assert "Kinesis stream absent not found in region us-east-1" in line["error"]
     assert "setup-stream" in line["error"]
+
+
+def test_sanitized_build_reads_a_stream_with_concurrent_metrics(
+    asan_host: Host, moto: MotoServer, tmp_path: Path
+) -> None:
+    """The reader thread, next_batch, extraction and get_metrics from another thread, under ASan/UBSan."""
+    create_stream(moto.url, "host-asan", 2)
+    put_real_records(moto.url, "host-asan", "sanitized", 0, 2000, 11)
+    env = {**asan_host.env, **{k: v for k, v in dummy_environ().items() if k.startswith("AWS_")}}
+    host = Host(asan_host.binary, asan_host.library, env=env)
+    requests = _requests(tmp_path, "ka.auditid", "ka.verb", "ka.cluster.name")
+    args = ["--config", _config(moto), "--open", "kinesis://host-asan", "--requests", requests]
+    result = host.run("run", *args, "--max-events", "2000", "--metrics-thread")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(_ids(result)) == sorted(f"a-{i}" for i in range(2000))
+    assert all(e["values"][2] == ["sanitized"] for e in result.events)
+    metrics = result.summary["metrics"]
+    assert metrics["events"] == 2000 and metrics["shards_held"] == 2 and result.summary["metrics_calls"] > 0

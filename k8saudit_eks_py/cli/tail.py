@@ -34,7 +34,8 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="AWS shared-config profile (default: $AWS_PROFILE)")
     parser.add_argument("--role-arn", help="IAM role to assume for reading the logs")
     parser.add_argument(
-        "--endpoint-url", help="CloudWatch Logs endpoint override (VPC endpoint, local server)"
+        "--endpoint-url",
+        help="endpoint override (VPC endpoint, local server): CloudWatch Logs, and Kinesis for kinesis://",
     )
 
 

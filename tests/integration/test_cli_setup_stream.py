@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.kinesis import client
+from tests.support.kinesis import client, put_real_records
 from tests.support.moto_server import MotoServer, audit_event, create_group, dummy_environ, put_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +115,14 @@ def test_setup_stream_errors_are_one_line_without_traceback(moto: MotoServer) ->
     assert "Traceback" not in no_group.stderr
     bad = _cli(moto, "setup-stream", "bad name", "--stream", "s3", "--endpoint-url", moto.url)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not an EKS cluster name" in bad.stderr
+
+
+def test_tail_reads_a_stream_through_the_plugin_library(moto: MotoServer) -> None:
+    client("kinesis", moto.url).create_stream(StreamName="tailed", ShardCount=1)
+    put_real_records(moto.url, "tailed", "prod", 0, 20, 4)
+    args = ("tail", "kinesis://tailed", "--endpoint-url", moto.url, "--since", "10m", "--count", "20")
+    result = _cli(moto, *args, "-o", "%ka.auditid %ka.cluster.name", "--progress-interval", "0")
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split("\n")[:-1]) == sorted(f"a-{i} prod" for i in range(20))
+    missing = _cli(moto, "tail", "kinesis://absent", "--endpoint-url", moto.url)
+    assert missing.returncode == 1 and "Kinesis stream absent not found" in missing.stderr

@@ -133,3 +133,8 @@ def test_sanitized_build_reads_a_stream_with_concurrent_metrics(
     assert all(e["values"][2] == ["sanitized"] for e in result.events)
     metrics = result.summary["metrics"]
     assert metrics["events"] == 2000 and metrics["shards_held"] == 2 and result.summary["metrics_calls"] > 0
+
+
+def test_list_open_params_offers_stream_mode(host: Host) -> None:
+    info = host.run("info", check=True).lines[0]
+    assert any(p["value"].startswith("kinesis://") for p in info["open_params"]), info["open_params"]

@@ -2,8 +2,9 @@
 
 A CloudWatch Logs subscription filter pushes the EKS audit log groups into the stream. The reader thread
 lists the shards, reads the eligible ones (shards.py decides) with GetShardIterator/GetRecords within the
-per-shard limits, decodes each record (subscription.py), shapes each log event (truncation.py) and blocks
-while the queue is full (buffer_size events AND buffer_bytes). The shard positions of a batch next_batch
+per-shard limits, decodes each record (subscription.py), passes each log event through stream_events.py
+(which clusters, duplicates, shaping) and blocks while the queue is full (buffer_size events AND
+buffer_bytes). The shard positions of a batch next_batch
 returned are saved through the CheckpointStore when Falco asks for the next batch (or at close), so a
 restart resumes at the batch boundary, inside a record if the batch ended there. Run-time failures are
 retried with jittered backoff; only open fails.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -27,8 +28,8 @@ from k8saudit_eks_py.sources import Event
 from k8saudit_eks_py.sources.shard_reader import ReaderPacing, ShardReader, after_key
 from k8saudit_eks_py.sources.shards import Position, ShardInfo, eligible, parse_shards, start_since, unit_key
 from k8saudit_eks_py.sources.stream_errors import classify, open_failure, parse_stream
+from k8saudit_eks_py.sources.stream_events import EventGate
 from k8saudit_eks_py.sources.subscription import Bad, Control, cluster_of, decode_record
-from k8saudit_eks_py.sources.truncation import Rejected, shape
 
 __all__ = ["KinesisSource", "StreamTuning", "open_kinesis"]
 
@@ -111,7 +112,6 @@ class KinesisSource:
         self.stream = stream
         self.tuning = tuning
         self._stream_request = stream_request  # {"StreamName": ...} or {"StreamARN": ...}
-        self._clusters = frozenset(clusters)
         self.default_cluster: str | None = clusters[0] if len(clusters) == 1 else None
         self._clock = clock
         self._store = store
@@ -126,7 +126,6 @@ class KinesisSource:
         self._pending: dict[str, UnitState] = {}  # states of the batch last returned, saved on the next call
         self._list_due = 0.0
         self._list_failures = 0
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._clusters_by_audit_id: dict[str, str] = {}
         self._cluster_map_cap = max(_CLUSTER_MAP_MIN, 4 * config.buffer_size)
         self._start_ms = int(clock() * 1000) - config.shift * 1000
@@ -149,13 +148,20 @@ class KinesisSource:
             ),
             0,
         )
+        self._gate = EventGate(
+            self._counters,
+            clusters=frozenset(clusters),
+            log_stream_prefix=config.log_stream_prefix,
+            max_event_size=config.max_event_size,
+            dedup_window=tuning.dedup_window,
+        )
         self._client: Any = None
         try:
             self._client = self._new_client()
         except Exception as exc:
             text = open_failure(exc, stream=stream, region=region)
             raise OpenError(text or f"cannot create the Kinesis client: {aws.describe(exc)}") from None
-        kept = ", ".join(sorted(self._clusters)) or "all clusters"
+        kept = ", ".join(sorted(clusters)) or "all clusters"
         log.info(f"open: reading Kinesis stream {stream} in {region} ({kept}), shift {config.shift}s")
 
     def _new_client(self) -> Any:
@@ -351,7 +357,7 @@ class KinesisSource:
                 f"stream {self.stream}: shard {r.info.shard_id}: record {seq} skipped: {decoded.reason}",
                 key="badrecord",
             )
-        elif not isinstance(decoded, Control) and self._wanted(decoded.log_group, decoded.log_stream):
+        elif not isinstance(decoded, Control) and self._gate.wanted(decoded.log_group, decoded.log_stream):
             cluster = cluster_of(decoded.log_group)
             last = len(decoded.events) - 1
             skip = r.skip_n if r.skip_seq == seq else 0
@@ -360,7 +366,7 @@ class KinesisSource:
                     continue
                 self._counters[metrics.EVENTS_READ] += 1
                 after = Position(seq, 0 if index == last else index + 1, ordinal)
-                item = self._event(decoded.log_group, ev.event_id, ev.timestamp_ms, ev.message, cluster)
+                item = self._gate.event(decoded.log_group, ev.event_id, ev.timestamp_ms, ev.message)
                 if item is None:
                     continue
                 ts_ns, payload, audit_id = item
@@ -371,44 +377,6 @@ class KinesisSource:
             r.ordinal += 1
             r.last_read_seq = seq
             r.skip_seq = None
-
-    def _wanted(self, log_group: str, log_stream: str) -> bool:
-        prefix = self.config.log_stream_prefix
-        if prefix and not log_stream.startswith(prefix):
-            return False  # the subscription covers the whole log group: authenticator, scheduler, ...
-        return not self._clusters or cluster_of(log_group) in self._clusters
-
-    def _event(
-        self, group: str, event_id: str | None, ts_ms: int, message: str | None, cluster: str | None
-    ) -> tuple[int, bytes, str | None] | None:
-        if event_id is None or message is None:
-            self._counters[metrics.MALFORMED] += 1
-            log.warning(f"stream {self.stream}: {group}: log event without id or message skipped", key="noid")
-            return None
-        key = (group, event_id)
-        if key in self._seen:
-            self._counters[metrics.DUPLICATES_SUPPRESSED] += 1
-            return None
-        self._seen[key] = None
-        if len(self._seen) > self.tuning.dedup_window:
-            self._seen.popitem(last=False)
-        shaped = shape(message, ts_ms, self.config.max_event_size)
-        if isinstance(shaped, Rejected):
-            self._counters[metrics.MALFORMED] += 1
-            log.warning(
-                f"{group}: skipped a line that is not an audit event ({shaped.reason}), eventId {event_id}",
-                key="malformed",
-            )
-            return None
-        if shaped.status != "ok":
-            name = metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE
-            self._counters[name] += 1
-            log.warning(
-                f"{group}: {shaped.status} event of {shaped.original_size} bytes, auditID {shaped.audit_id}: "
-                f"delivered as its metadata ({len(shaped.payload)} bytes)",
-                key="reduced",
-            )
-        return shaped.ts_ns, shaped.payload, shaped.audit_id
 
     def _put(self, r: ShardReader, item: _Item) -> bool:
         size = len(item.payload)

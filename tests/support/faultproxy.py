@@ -53,7 +53,7 @@ class Stats:
     requests: int = 0
     forwarded: int = 0
     injected: dict[str, int] = field(default_factory=dict)
-    filter_times: list[float] = field(default_factory=list)  # monotonic time of every FilterLogEvents
+    filter_times: list[float] = field(default_factory=list)  # monotonic time of every call to a target
     bodies: list[dict[str, Any]] = field(default_factory=list)  # FilterLogEvents request bodies
     keys: dict[str, int] = field(default_factory=dict)  # access key id → FilterLogEvents calls
 

@@ -57,6 +57,10 @@ def open_params_json() -> str:
         [
             {"value": "my-cluster", "desc": "EKS cluster name: reads /aws/eks/<name>/cluster"},
             {"value": "cluster-a,cluster-b", "desc": "Several EKS clusters, comma-separated"},
+            {
+                "value": "kinesis://my-audit-stream",
+                "desc": "Kinesis stream (name or ARN) fed by a CloudWatch Logs subscription (stream mode)",
+            },
             {"value": "file:///path/to/audit.jsonl", "desc": "Replay audit events from a file"},
         ]
     ).decode()
@@ -111,7 +115,7 @@ class Plugin:
         if not params.strip():
             raise OpenError(
                 "open_params is empty: set it to your EKS cluster name (e.g. open_params: my-cluster), "
-                "several names separated by commas, or file:///path/to/audit.jsonl"
+                "several names separated by commas, kinesis://STREAM (stream mode) or file:///path/to/audit.jsonl"
             )
         instance = Instance(self, open_source(params, self.config))
         self._instances.append(instance)

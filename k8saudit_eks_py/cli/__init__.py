@@ -1,4 +1,5 @@
-"""The `k8saudit-eks-py` command: demo, check, tail, fields, library-path, package, setup-coordination."""
+"""The `k8saudit-eks-py` command: demo, check, tail, fields, library-path, package, setup-coordination,
+setup-stream."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _library_path(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from k8saudit_eks_py.cli import check, demo, fields, package, setup_coordination, tail
+    from k8saudit_eks_py.cli import check, demo, fields, package, setup_coordination, setup_stream, tail
 
     parser = argparse.ArgumentParser(
         prog="k8saudit-eks-py",
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_library_path)
     package.add_parser(sub)
     setup_coordination.add_parser(sub)
+    setup_stream.add_parser(sub)
     return parser
 
 

@@ -17,13 +17,19 @@ _MARKS = {PASS: "✓", FAIL: "✗", WARN: "!", SKIP: "-"}
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "check",
-        help="verify credentials, IAM permissions and audit logging for a cluster",
+        help="verify credentials, IAM permissions and audit logging for a cluster (or a stream)",
         description="Makes the AWS calls the plugin needs and prints ✓/✗ per check with the fix. "
         "Exit status 0 only when every check passes (a '!' warning does not fail).",
     )
-    p.add_argument("cluster", metavar="CLUSTER")
+    p.add_argument("cluster", metavar="CLUSTER|kinesis://STREAM")
     add_aws_options(p)
     p.add_argument("--log-group", help="log group to check (default /aws/eks/CLUSTER/cluster)")
+    p.add_argument(
+        "--clusters",
+        default="",
+        metavar="CLUSTER[,CLUSTER...]",
+        help="kinesis://: clusters whose log group must have a subscription into the stream",
+    )
     p.add_argument(
         "--window", type=parse_duration, default=3600, metavar="TIME", help="how far back to look for events"
     )
@@ -57,6 +63,8 @@ def format_results(results: list[CheckResult]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.cluster.startswith("kinesis://"):
+        return _main_stream(args)
     options = Options(
         cluster=args.cluster,
         region=args.region or "",
@@ -69,5 +77,21 @@ def main(args: argparse.Namespace) -> int:
         coordination_endpoint_url=args.coordination_endpoint_url or "",
     )
     results = run_checks(options)
+    sys.stdout.write(format_results(results) + "\n")
+    return 0 if results and all(r.status in (PASS, WARN) for r in results) else 1
+
+
+def _main_stream(args: argparse.Namespace) -> int:
+    from k8saudit_eks_py.preflight_stream import StreamOptions, run_stream_checks
+
+    options = StreamOptions(
+        stream=args.cluster[len("kinesis://") :],
+        clusters=tuple(c.strip() for c in args.clusters.split(",") if c.strip()),
+        region=args.region or "",
+        profile=args.profile or "",
+        endpoint_url=args.endpoint_url or "",
+        window_seconds=args.window,
+    )
+    results = run_stream_checks(options)
     sys.stdout.write(format_results(results) + "\n")
     return 0 if results and all(r.status in (PASS, WARN) for r in results) else 1

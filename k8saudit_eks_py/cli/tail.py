@@ -34,7 +34,8 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="AWS shared-config profile (default: $AWS_PROFILE)")
     parser.add_argument("--role-arn", help="IAM role to assume for reading the logs")
     parser.add_argument(
-        "--endpoint-url", help="CloudWatch Logs endpoint override (VPC endpoint, local server)"
+        "--endpoint-url",
+        help="endpoint override (VPC endpoint, local server): CloudWatch Logs, and Kinesis for kinesis://",
     )
 
 
@@ -43,10 +44,10 @@ def add_parser(sub: Any) -> None:
         "tail",
         help="print the events Falco would receive, through the real plugin library",
         description="Loads libk8saudit-eks-py.so like Falco (init, open, next_batch, extract_fields) and "
-        "prints one line per event. TARGET is an EKS cluster name (or several, comma-separated) or "
-        "file:///path/to/audit.jsonl.",
+        "prints one line per event. TARGET is an EKS cluster name (or several, comma-separated), "
+        "kinesis://STREAM (stream mode) or file:///path/to/audit.jsonl.",
     )
-    p.add_argument("target", metavar="CLUSTER|file://PATH")
+    p.add_argument("target", metavar="CLUSTER|kinesis://STREAM|file://PATH")
     p.add_argument(
         "-o",
         "--output",
@@ -87,6 +88,8 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
             config[key] = value
     if getattr(args, "since", None) is not None:
         config["shift"] = args.since
+    if str(getattr(args, "target", "")).startswith("kinesis://") and config.get("endpoint_url"):
+        config.setdefault("kinesis_endpoint_url", config["endpoint_url"])  # --endpoint-url names the stream's
     return config
 
 

@@ -31,8 +31,13 @@ class Source(Protocol):
 
 
 def open_source(params: str, config: PluginConfig) -> Source:
-    """open_params → a started Source. `file://PATH` replays a file; anything else names EKS clusters."""
+    """open_params → a started Source. `file://PATH` replays a file, `kinesis://STREAM` reads a stream fed by
+    a CloudWatch Logs subscription; anything else names EKS clusters."""
     params = params.strip()
+    if params.startswith("kinesis://"):
+        from k8saudit_eks_py.sources.kinesis import open_kinesis
+
+        return open_kinesis(params[len("kinesis://") :], config)
     if params.startswith("file://"):
         from k8saudit_eks_py.sources.replay import ReplaySource
 

@@ -1,9 +1,11 @@
 """An HTTP proxy in front of moto that injects the failures real CloudWatch produces and moto does not.
 
-Faults apply to FilterLogEvents only, drawn per request from a seeded RNG: ThrottlingException, 5xx,
-connection resets, slow answers, empty pages that still carry a nextToken (the proxy's own token, mapped back
-to the real one on the next call), 200 answers cut short, and ExpiredTokenException once an access key has
-been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName, which moto lacks.
+Faults apply to FilterLogEvents only (or to the `targets` given, e.g. Kinesis GetRecords), drawn per request
+from a seeded RNG: ThrottlingException (ProvisionedThroughputExceededException for Kinesis), 5xx, connection
+resets, slow answers, empty pages that still carry a nextToken (the proxy's own token, mapped back to the real
+one on the next call), 200 answers cut short, ExpiredIteratorException, and ExpiredTokenException once an
+access key has been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName, which
+moto lacks.
 
 DynamoDB requests (the lease table) get their own switches: `dynamodb_cut` resets every connection (a
 replica partitioned from DynamoDB), `dynamodb_throttle` / `dynamodb_server_error` answer a share of them
@@ -28,6 +30,9 @@ import orjson
 
 FILTER = "Logs_20140328.FilterLogEvents"
 DYNAMODB = "DynamoDB_20120810."
+GET_RECORDS = "Kinesis_20131202.GetRecords"
+# The throttle answer of each service (Kinesis says it per shard).
+_THROTTLE_CODE = {"Kinesis_20131202": "ProvisionedThroughputExceededException"}
 _EMPTY_PREFIX = "faultproxy-empty:"
 _AKID = re.compile(r"Credential=([A-Z0-9]+)/")
 
@@ -48,6 +53,9 @@ class Faults:
     dynamodb_throttle: float = 0.0
     dynamodb_server_error: float = 0.0
     dynamodb_lose_answer: float = 0.0  # the request reaches DynamoDB, the answer is lost (connection reset)
+    targets: tuple[str, ...] = (FILTER,)  # X-Amz-Target values the faults apply to
+    expired_iterator: float = 0.0  # Kinesis: ExpiredIteratorException (the iterator outlived 5 minutes)
+    deny_targets: tuple[str, ...] = ()  # these targets always get AccessDeniedException
 
 
 @dataclass
@@ -55,7 +63,7 @@ class Stats:
     requests: int = 0
     forwarded: int = 0
     injected: dict[str, int] = field(default_factory=dict)
-    filter_times: list[float] = field(default_factory=list)  # monotonic time of every FilterLogEvents
+    filter_times: list[float] = field(default_factory=list)  # monotonic time of every call to a target
     bodies: list[dict[str, Any]] = field(default_factory=list)  # FilterLogEvents request bodies
     keys: dict[str, int] = field(default_factory=dict)  # access key id → FilterLogEvents calls
     dynamodb: dict[str, int] = field(default_factory=dict)  # DynamoDB operation → requests seen
@@ -128,10 +136,13 @@ class FaultProxy:
             self.stats.requests += 1
         if target.startswith(DYNAMODB):
             self._dynamodb(h, body, target[len(DYNAMODB) :])
-            return
-        if target != FILTER:
+            return None
+        if target in f.deny_targets:
+            action = target.split(".")[-1]
+            return self._error(h, 400, "AccessDeniedException", f"User is not authorized to perform {action}")
+        if target not in f.targets:
             self._forward(h, body)
-            return
+            return None
         request = orjson.loads(body or b"{}")
         m = _AKID.search(h.headers.get("Authorization", ""))
         akid = m.group(1) if m else ""
@@ -154,7 +165,10 @@ class FaultProxy:
             h.close_connection = True
             return None
         if self._draw(f.throttle):
-            return self._error(h, 400, "ThrottlingException", "Rate exceeded")
+            code = _THROTTLE_CODE.get(target.split(".")[0], "ThrottlingException")
+            return self._error(h, 400, code, "Rate exceeded")
+        if self._draw(f.expired_iterator):
+            return self._error(h, 400, "ExpiredIteratorException", "Iterator expired")
         if self._draw(f.server_error):
             if self._draw(0.5):
                 return self._error(h, 503, "ServiceUnavailableException", "injected")

@@ -1,0 +1,176 @@
+"""Stream mode: events/s from a local moto Kinesis through the Kinesis source and through the .so in the C
+host, and PutLogEvents → subscription → Kinesis → next_batch latency at the default settings. Prints
+numbers; asserts nothing. (Local endpoint: real CloudWatch adds its own delivery delay to the stream.)
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_stream.py [--events 30000] [--pad 800] [--per-record 40]
+        [--shards 2] [--latency 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from k8saudit_eks_py import library_path
+from k8saudit_eks_py.checkpoint_store import clear_memory
+from k8saudit_eks_py.config import parse_config
+from k8saudit_eks_py.sources.kinesis import open_kinesis
+from tests.support.host import Host, build_host
+from tests.support.kinesis import client, create_stream, event_id, record_data, subscribe
+from tests.support.moto_server import (
+    audit_event,
+    audit_ids,
+    create_group,
+    dummy_environ,
+    logs_client,
+    moto_server,
+    put_events,
+)
+
+AUDIT = "kube-apiserver-audit-bench"
+
+
+def fill(url: str, stream: str, events: int, pad: int, per_record: int) -> float:
+    """Real-format records (gzip, digit-string eventIds); returns the mean event size."""
+    k = client("kinesis", url)
+    ts = int(time.time() * 1000) - 60_000
+    batch, total = [], 0
+    for first in range(0, events, per_record):
+        msgs = [
+            (event_id(n), ts, audit_event(n, ts, pad=pad))
+            for n in range(first, min(first + per_record, events))
+        ]
+        total += sum(len(m) for _, _, m in msgs)
+        batch.append({"Data": record_data("/aws/eks/bench/cluster", msgs), "PartitionKey": str(first)})
+        if len(batch) == 50:
+            k.put_records(StreamName=stream, Records=batch)
+            batch = []
+    if batch:
+        k.put_records(StreamName=stream, Records=batch)
+    return total / events
+
+
+def source_rate(url: str, stream: str, want: int) -> tuple[int, float]:
+    clear_memory()
+    config = parse_config(json.dumps({"kinesis_endpoint_url": url, "region": "us-east-1", "shift": 3600}))
+    start = time.perf_counter()
+    source = open_kinesis(stream, config)
+    n = 0
+    try:
+        while n < want and time.perf_counter() - start < 300:
+            batch, _ = source.next_batch(512, 0.5)
+            n += len(batch)
+    finally:
+        source.close()
+    return n, time.perf_counter() - start
+
+
+def host_rate(url: str, stream: str, want: int) -> tuple[int, float]:
+    """The whole Falco path: the real library in the C test host, one ka.auditid extraction per event."""
+    config = {"kinesis_endpoint_url": url, "region": "us-east-1", "shift": 3600}
+    with tempfile.TemporaryDirectory() as tmp:
+        requests = os.path.join(tmp, "requests.txt")
+        with open(requests, "w") as f:
+            f.write("ka.auditid\n")
+        host = Host(build_host(), library_path(), env=dummy_environ())
+        start = time.perf_counter()
+        result = host.run(
+            "run",
+            "--config",
+            json.dumps(config),
+            "--open",
+            f"kinesis://{stream}",
+            "--requests",
+            requests,
+            "--max-events",
+            str(want),
+            "--max-seconds",
+            "300",
+        )
+        return int(result.summary.get("events", 0)), time.perf_counter() - start
+
+
+def latency(url: str, stream: str, count: int) -> list[float]:
+    """PutLogEvents of one event at a time → next_batch, at the default settings (shift 1 s)."""
+    logs = logs_client(url)
+    group = "/aws/eks/latency/cluster"
+    create_group(logs, group, [AUDIT])
+    arn = client("kinesis", url).describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+        "StreamARN"
+    ]
+    subscribe(url, group, arn, name="latency")
+    source = open_kinesis(stream, parse_config(json.dumps({"kinesis_endpoint_url": url})))
+    put_at: dict[str, float] = {}
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        for i in range(count):
+            ts = int(time.time() * 1000)
+            put_at[f"a-{10_000_000 + i}"] = time.monotonic()
+            put_events(logs, group, AUDIT, [(ts, audit_event(10_000_000 + i, ts))])
+            if stop.wait(0.37):
+                return
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    deadline = time.monotonic() + count * 0.37 + 30
+    try:
+        while len(seen) < count and time.monotonic() < deadline:
+            batch, _ = source.next_batch(64, 0.05)  # the shim's wait
+            now = time.monotonic()
+            seen.extend(now - put_at[a] for a in audit_ids(batch) if a in put_at)
+    finally:
+        stop.set()
+        thread.join()
+        source.close()
+    return seen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=30_000)
+    ap.add_argument("--pad", type=int, default=800, help="bytes of requestObject padding per event")
+    ap.add_argument("--per-record", type=int, default=40, help="log events per subscription record")
+    ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("--latency", type=int, default=20, help="events put one by one for the latency test")
+    args = ap.parse_args()
+    os.environ.clear()
+    os.environ.update(dummy_environ())
+
+    with moto_server() as server:
+        create_stream(server.url, "bench", args.shards)
+        start = time.perf_counter()
+        size = fill(server.url, "bench", args.events, args.pad, args.per_record)
+        put_s = time.perf_counter() - start
+        sample = record_data("/aws/eks/bench/cluster", [(event_id(0), 0, audit_event(0, 0, pad=args.pad))])
+        ratio = len(gzip.decompress(sample)) / len(sample)
+        print(
+            f"events: {args.events} of ~{size:.0f} bytes, {args.per_record} per record, {args.shards} shards "
+            f"(gzip ratio {ratio:.1f}); moto put {args.events / put_s:,.0f} events/s"
+        )
+        n, secs = source_rate(server.url, "bench", args.events)
+        print(f"{'Kinesis source (Python):':<32}{n / secs:>9,.0f} events/s ({n} in {secs:.2f}s, incl. open)")
+        n, secs = host_rate(server.url, "bench", args.events)
+        print(f"{'.so in the C host:':<32}{n / secs:>9,.0f} events/s ({n} in {secs:.2f}s, incl. init+open)")
+        if args.latency:
+            create_stream(server.url, "latency", 1)
+            lat = latency(server.url, "latency", args.latency)
+            if lat:
+                print(
+                    f"PutLogEvents → subscription → Kinesis → next_batch at defaults, {len(lat)} events: "
+                    f"median {statistics.median(lat):.2f}s, max {max(lat):.2f}s"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""`setup-stream` logic: the AWS side of stream mode, created idempotently (or only planned, --dry-run).
+
+1. the Kinesis stream (on-demand, or N provisioned shards), waited for until ACTIVE;
+2. the IAM role CloudWatch Logs assumes to put records (trusts logs.<region>.amazonaws.com only, may put
+   records into that stream only);
+3. one subscription filter per cluster log group, named `k8saudit-eks-py`, into the stream.
+
+Each step first reads what exists and changes only what differs, so running it again is harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from k8saudit_eks_py.stream_iam import logs_trust_policy, put_records_policy, reader_policy
+
+__all__ = [
+    "FILTER_NAME",
+    "SetupError",
+    "SetupOptions",
+    "SetupResult",
+    "falco_yaml",
+    "reader_policy_for",
+    "role_name",
+    "setup_stream",
+]
+
+FILTER_NAME = "k8saudit-eks-py"
+_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 5, "mode": "standard"})
+
+
+@dataclass(frozen=True, slots=True)
+class SetupOptions:
+    clusters: tuple[str, ...]
+    stream: str
+    region: str = ""
+    profile: str = ""
+    shards: int | None = None  # None: on-demand
+    filter_pattern: str = ""
+    endpoint_url: str = ""
+    dry_run: bool = False
+    wait_s: float = 120.0  # for the stream to become ACTIVE and the role to be usable by CloudWatch Logs
+
+
+@dataclass(slots=True)
+class SetupResult:
+    region: str = ""
+    account: str = ""
+    stream_arn: str = ""
+    role_arn: str = ""
+    actions: list[str] = field(default_factory=list)  # one line per step: what was (or would be) done
+
+
+def role_name(stream: str) -> str:
+    return f"{stream}-cwlogs-to-kinesis"[:64]
+
+
+class SetupError(Exception):
+    """A step failed in a way the user must fix (the text says how)."""
+
+
+def _code(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def setup_stream(
+    o: SetupOptions,
+    session_factory: Callable[..., Any] = boto3.Session,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SetupResult:
+    try:
+        session = session_factory(profile_name=o.profile or None, region_name=o.region or None)
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise SetupError(f"{exc}: pass an existing --profile") from None
+    r = SetupResult(region=session.region_name or "")
+    if not r.region:
+        raise SetupError("no AWS region: pass --region REGION or set AWS_REGION")
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=o.endpoint_url or None, config=_CONFIG)
+
+    try:
+        r.account = str(client("sts").get_caller_identity()["Account"])
+        kinesis, iam, logs = client("kinesis"), client("iam"), client("logs")
+        _stream(o, r, kinesis, sleep)
+        _role(o, r, iam)
+        for cluster in o.clusters:
+            _subscription(o, r, logs, cluster, sleep)
+    except botocore.exceptions.NoCredentialsError:
+        raise SetupError(
+            "no AWS credentials: set AWS_PROFILE, run `aws sso login` or `aws configure`"
+        ) from None
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise SetupError(f"{exc} (later steps were not run; fix it and run the command again)") from None
+    return r
+
+
+def _stream(o: SetupOptions, r: SetupResult, kinesis: Any, sleep: Callable[[float], None]) -> None:
+    try:
+        summary = kinesis.describe_stream_summary(StreamName=o.stream)["StreamDescriptionSummary"]
+        r.stream_arn = summary["StreamARN"]
+        r.actions.append(f"stream {o.stream}: exists ({summary.get('StreamStatus')})")
+        return
+    except botocore.exceptions.ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+    r.stream_arn = f"arn:aws:kinesis:{r.region}:{r.account}:stream/{o.stream}"
+    mode = "on-demand" if o.shards is None else f"{o.shards} shard(s)"
+    if o.dry_run:
+        r.actions.append(f"stream {o.stream}: would create ({mode})")
+        return
+    if o.shards is None:
+        kinesis.create_stream(StreamName=o.stream, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    else:
+        kinesis.create_stream(
+            StreamName=o.stream, ShardCount=o.shards, StreamModeDetails={"StreamMode": "PROVISIONED"}
+        )
+    deadline = time.monotonic() + o.wait_s
+    while True:
+        summary = kinesis.describe_stream_summary(StreamName=o.stream)["StreamDescriptionSummary"]
+        if summary.get("StreamStatus") == "ACTIVE":
+            break
+        if time.monotonic() > deadline:
+            raise SetupError(f"stream {o.stream} is still {summary.get('StreamStatus')}; run again later")
+        sleep(2.0)
+    r.stream_arn = summary["StreamARN"]
+    r.actions.append(f"stream {o.stream}: created ({mode})")
+
+
+def _role(o: SetupOptions, r: SetupResult, iam: Any) -> None:
+    name = role_name(o.stream)
+    r.role_arn = f"arn:aws:iam::{r.account}:role/{name}"
+    try:
+        r.role_arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+        exists = True
+    except botocore.exceptions.ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        exists = False
+    if o.dry_run:
+        verb = "exists; would set its policies" if exists else "would create"
+        r.actions.append(
+            f"IAM role {name}: {verb} (trust logs.{r.region}.amazonaws.com; put records into {o.stream})"
+        )
+        return
+    trust = logs_trust_policy(r.region)
+    if exists:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+    else:
+        r.role_arn = iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=trust,
+            Description="CloudWatch Logs puts EKS audit events into the Kinesis stream read by Falco",
+        )["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="put-records",
+        PolicyDocument=put_records_policy(r.region, o.stream, r.account),
+    )
+    r.actions.append(f"IAM role {name}: {'updated' if exists else 'created'}")
+
+
+def _subscription(
+    o: SetupOptions, r: SetupResult, logs: Any, cluster: str, sleep: Callable[[float], None]
+) -> None:
+    group = f"/aws/eks/{cluster}/cluster"
+    try:
+        filters = logs.describe_subscription_filters(logGroupName=group).get("subscriptionFilters", [])
+    except botocore.exceptions.ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            raise SetupError(
+                f"log group {group} not found in {r.region}: enable audit logging on cluster {cluster} "
+                f"first: aws eks update-cluster-config --name {cluster} --region {r.region} "
+                '--logging \'{"clusterLogging":[{"types":["audit"],"enabled":true}]}\''
+            ) from None
+        raise
+    ours = [f for f in filters if f.get("filterName") == FILTER_NAME]
+    same = ours and (
+        ours[0].get("destinationArn") == r.stream_arn and ours[0].get("filterPattern", "") == o.filter_pattern
+    )
+    if same:
+        r.actions.append(f"subscription {group} → {o.stream}: exists")
+        return
+    if not ours and len(filters) >= 2:
+        raise SetupError(
+            f"log group {group} already has 2 subscription filters (the CloudWatch limit): remove one "
+            f"({', '.join(str(f.get('filterName')) for f in filters)}) and run again"
+        )
+    verb = "update" if ours else "create"
+    if o.dry_run:
+        r.actions.append(f"subscription {group} → {o.stream}: would {verb}")
+        return
+    deadline = time.monotonic() + o.wait_s
+    while True:
+        try:
+            logs.put_subscription_filter(
+                logGroupName=group,
+                filterName=FILTER_NAME,
+                filterPattern=o.filter_pattern,
+                destinationArn=r.stream_arn,
+                roleArn=r.role_arn,
+            )
+            break
+        except botocore.exceptions.ClientError as exc:
+            # A new role takes a few seconds to be usable by CloudWatch Logs (its test delivery fails).
+            if _code(exc) != "InvalidParameterException" or time.monotonic() > deadline:
+                raise
+            sleep(3.0)
+    r.actions.append(f"subscription {group} → {o.stream}: {verb}d")
+
+
+def falco_yaml(stream_arn: str, region: str, clusters: tuple[str, ...]) -> str:
+    return "\n".join(
+        [
+            "plugins:",
+            "  - name: k8saudit-eks",
+            "    library_path: /usr/share/falco/plugins/libk8saudit-eks-py.so",
+            "    init_config:",
+            f"      region: {region}",
+            f"      stream_clusters: {','.join(clusters)}",
+            "      checkpoint_file: /var/lib/falco/k8saudit-eks-stream.json",
+            f"    open_params: kinesis://{stream_arn}",
+        ]
+    )
+
+
+def reader_policy_for(r: SetupResult, stream: str) -> str:
+    return reader_policy(r.region, stream, r.account)

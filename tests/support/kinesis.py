@@ -1,0 +1,115 @@
+"""Stream mode helpers: a Kinesis stream on the moto server, subscription filters into it, and records in
+the real CloudWatch Logs subscription format (gzip JSON, eventIds as digit strings, several log events per
+record) put by the tests themselves."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import boto3
+import orjson
+
+from k8saudit_eks_py.sources.kinesis import StreamTuning
+from k8saudit_eks_py.sources.shard_reader import ReaderPacing
+from tests.support.moto_server import REGION, audit_event
+
+# Small backoffs and frequent polls: scenarios stay fast and still go through every code path.
+FAST_STREAM = StreamTuning(
+    backoff_min_s=0.02,
+    backoff_max_s=0.3,
+    connect_timeout_s=2.0,
+    read_timeout_s=5.0,
+    pacing=ReaderPacing(min_interval_s=0.02, idle_s=0.1),
+    list_every_s=1.0,
+    preflight_attempts=2,
+    close_timeout_s=8.0,
+)
+
+__all__ = [
+    "FAST_STREAM",
+    "client",
+    "create_stream",
+    "event_id",
+    "put_real_records",
+    "record_data",
+    "subscribe",
+]
+
+
+def client(service: str, url: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def create_stream(url: str, name: str, shards: int = 1) -> str:
+    k = client("kinesis", url)
+    k.create_stream(StreamName=name, ShardCount=shards)
+    k.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+    return str(k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"])
+
+
+def subscribe(url: str, log_group: str, stream_arn: str, name: str = "falco") -> None:
+    """A subscription filter delivering the log group into the stream (moto: ids are small integers)."""
+    iam = client("iam", url)
+    try:
+        role = iam.create_role(RoleName="cwl-to-kinesis", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        role = iam.get_role(RoleName="cwl-to-kinesis")["Role"]["Arn"]
+    client("logs", url).put_subscription_filter(
+        logGroupName=log_group,
+        filterName=name,
+        filterPattern="",
+        destinationArn=stream_arn,
+        roleArn=role,
+    )
+
+
+def event_id(n: int) -> str:
+    """A realistic eventId: 56 digits (CloudWatch's form)."""
+    return f"{37000000000000000000000000000000000000000000000000000000 + n:056d}"
+
+
+def record_data(
+    log_group: str,
+    events: Iterable[tuple[str, int, str]],
+    *,
+    stream: str = "kube-apiserver-audit-0123456789abcdef",
+    message_type: str = "DATA_MESSAGE",
+) -> bytes:
+    """One subscription record's Data: gzip of the JSON message, events as (id, timestamp ms, message)."""
+    doc = {
+        "messageType": message_type,
+        "owner": "123456789012",
+        "logGroup": log_group,
+        "logStream": stream,
+        "subscriptionFilters": ["falco"],
+        "logEvents": [{"id": i, "timestamp": ts, "message": m} for i, ts, m in events],
+    }
+    return gzip.compress(orjson.dumps(doc))
+
+
+def put_real_records(
+    url: str, stream: str, cluster: str, first: int, count: int, per_record: int, ts_ms: int | None = None
+) -> None:
+    """count audit events `a-<n>` of `cluster`, per_record log events per record, with real eventIds."""
+    k = client("kinesis", url)
+    ts = ts_ms if ts_ms is not None else int(time.time() * 1000)
+    group = f"/aws/eks/{cluster}/cluster"
+    batch: list[dict[str, Any]] = []
+    for start in range(first, first + count, per_record):
+        ns = range(start, min(start + per_record, first + count))
+        data = record_data(group, [(event_id(n), ts, audit_event(n, ts)) for n in ns])
+        batch.append({"Data": data, "PartitionKey": f"{cluster}-{start}"})
+        if len(batch) == 100:
+            k.put_records(StreamName=stream, Records=batch)
+            batch = []
+    if batch:
+        k.put_records(StreamName=stream, Records=batch)

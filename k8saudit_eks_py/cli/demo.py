@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from k8saudit_eks_py.cli.format import DEFAULT_FORMAT, FormatError
+from k8saudit_eks_py import install_hint
+from k8saudit_eks_py.output_format import DEFAULT_FORMAT, FormatError
 
 __all__ = ["add_parser"]
 
@@ -17,7 +18,7 @@ def add_parser(sub: Any) -> None:
         help="run the plugin against a local CloudWatch seeded with a cluster's audit events (no AWS needed)",
         description="Starts a local CloudWatch Logs (moto, 127.0.0.1), seeds /aws/eks/demo/cluster with "
         "normal traffic and four attacks, runs libk8saudit-eks-py.so as Falco would and prints each event; "
-        "'!' marks events a stock k8s_audit rule alerts on. Needs: pip install 'k8saudit-eks-py[demo]'.",
+        "'!' marks events a stock k8s_audit rule alerts on. Needs the demo extra: " + install_hint("demo") + ".",
     )
     p.add_argument("--cluster", default="demo", help="cluster name to simulate (default %(default)s)")
     p.add_argument("-o", "--output", default=DEFAULT_FORMAT, metavar="FORMAT", help="Falco output format")

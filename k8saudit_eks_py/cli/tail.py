@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from k8saudit_eks_py.cli.format import DEFAULT_FORMAT, FormatError, Formatter
-from k8saudit_eks_py.cli.runner import Progress, run, stop_on_signals
+from k8saudit_eks_py.output_format import DEFAULT_FORMAT, FormatError, Formatter
+from k8saudit_eks_py.event_loop import Progress, run, stop_on_signals
 from k8saudit_eks_py.host import Event, HostError, Library
 
 __all__ = ["add_parser", "build_config", "parse_duration"]

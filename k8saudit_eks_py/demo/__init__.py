@@ -19,8 +19,8 @@ from typing import TextIO
 
 import orjson
 
-from k8saudit_eks_py.cli.format import DEFAULT_FORMAT, Formatter
-from k8saudit_eks_py.cli.runner import run, stop_on_signals
+from k8saudit_eks_py.output_format import DEFAULT_FORMAT, Formatter
+from k8saudit_eks_py.event_loop import run, stop_on_signals
 from k8saudit_eks_py.demo import events as demo_events
 from k8saudit_eks_py.demo.local import REGION, DemoUnavailable, dummy_credentials, local_cloudwatch, seed
 from k8saudit_eks_py.demo.rules import RULES, matches

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from k8saudit_eks_py import REQUIRED_API_VERSION
+from k8saudit_eks_py import REQUIRED_API_VERSION, install_hint
 from k8saudit_eks_py.packaging import oci
 from k8saudit_eks_py.packaging.naming import ARTIFACT_NAME, oci_arch
 from k8saudit_eks_py.packaging.reference import Reference, parse_reference
@@ -33,7 +33,7 @@ def _registry(reference: Reference, insecure: bool, username: str | None, passwo
     try:
         import oras.provider
     except ImportError as e:  # the optional extra
-        raise PushError("pushing needs the `package` extra: pip install 'k8saudit-eks-py[package]'") from e
+        raise PushError(f"pushing needs the `package` extra: {install_hint('package')}") from e
     registry = oras.provider.Registry(hostname=reference.registry, insecure=insecure)
     if username and password:
         registry.auth.set_basic_auth(username, password)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from k8saudit_eks_py.cli.tail import add_aws_options, parse_duration
+from k8saudit_eks_py.cli.options import DURATION_FORMAT, add_aws_options, positive_duration
 from k8saudit_eks_py.preflight import FAIL, PASS, SKIP, WARN, CheckResult, Options, run_checks
 
 __all__ = ["add_parser", "format_results"]
@@ -25,7 +25,11 @@ def add_parser(sub: Any) -> None:
     add_aws_options(p)
     p.add_argument("--log-group", help="log group to check (default /aws/eks/CLUSTER/cluster)")
     p.add_argument(
-        "--window", type=parse_duration, default=3600, metavar="TIME", help="how far back to look for events"
+        "--window",
+        type=positive_duration,
+        default="1h",
+        metavar="TIME",
+        help=f"how far back to look for events (default %(default)s); TIME like {DURATION_FORMAT}",
     )
     p.set_defaults(func=main)
 

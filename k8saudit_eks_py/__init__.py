@@ -25,8 +25,9 @@ def install_hint(extra: str = "") -> str:
     """How to install this package (with an extra): it is installed from a checkout or a built wheel."""
     spec = f"[{extra}]" if extra else ""
     return (
-        f"pip install '.{spec}' in the source checkout, or pip install 'k8saudit_eks_py-VERSION-....whl{spec}' "
-        "for a wheel built with `pip wheel --no-deps -w dist .` (see docs/operating.md, Install)"
+        f"pip install '.{spec}' in the source checkout, or pip install "
+        f"'k8saudit_eks_py-VERSION-....whl{spec}' for a wheel built with `pip wheel --no-deps -w dist .` "
+        "(see docs/operating.md, Install)"
     )
 
 

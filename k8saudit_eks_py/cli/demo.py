@@ -18,7 +18,9 @@ def add_parser(sub: Any) -> None:
         help="run the plugin against a local CloudWatch seeded with a cluster's audit events (no AWS needed)",
         description="Starts a local CloudWatch Logs (moto, 127.0.0.1), seeds /aws/eks/demo/cluster with "
         "normal traffic and four attacks, runs libk8saudit-eks-py.so as Falco would and prints each event; "
-        "'!' marks events a stock k8s_audit rule alerts on. Needs the demo extra: " + install_hint("demo") + ".",
+        "'!' marks events a stock k8s_audit rule alerts on. Needs the demo extra: "
+        + install_hint("demo")
+        + ".",
     )
     p.add_argument("--cluster", default="demo", help="cluster name to simulate (default %(default)s)")
     p.add_argument("-o", "--output", default=DEFAULT_FORMAT, metavar="FORMAT", help="Falco output format")

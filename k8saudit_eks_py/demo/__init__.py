@@ -19,12 +19,12 @@ from typing import TextIO
 
 import orjson
 
-from k8saudit_eks_py.output_format import DEFAULT_FORMAT, Formatter
-from k8saudit_eks_py.event_loop import run, stop_on_signals
 from k8saudit_eks_py.demo import events as demo_events
 from k8saudit_eks_py.demo.local import REGION, DemoUnavailable, dummy_credentials, local_cloudwatch, seed
 from k8saudit_eks_py.demo.rules import RULES, matches
+from k8saudit_eks_py.event_loop import run, stop_on_signals
 from k8saudit_eks_py.host import Event, Instance, Library, State, Value
+from k8saudit_eks_py.output_format import DEFAULT_FORMAT, Formatter
 
 __all__ = ["DemoResult", "DemoUnavailable", "run_demo"]
 

@@ -50,7 +50,9 @@ class ReplaySource:
             raise OpenError(f"cannot read replay file {path!r}: {exc.strerror}") from None
         self._gzip = self._raw.read(2) == _GZIP_MAGIC
         self._raw.seek(0)
-        self._file: IO[bytes] = gzip.GzipFile(fileobj=self._raw, mode="rb") if self._gzip else self._raw
+        self._file: IO[bytes] = (
+            gzip.GzipFile(fileobj=self._raw, mode="rb") if self._gzip else self._raw  # type: ignore[assignment]
+        )
         self._read = 0
         self._skipped: Counter[str] = Counter()  # reason → lines
         self._counters = metrics.new_counters()
@@ -134,7 +136,9 @@ class ReplaySource:
         self._counters[metrics.MALFORMED] += 1
         self._skipped[reason] += 1
         first_ones = sum(self._skipped.values()) <= _REPORTED_EACH
-        log.warning(f"{self._path} {where}: skipped, {detail}", key=None if first_ones else "replay-malformed")
+        log.warning(
+            f"{self._path} {where}: skipped, {detail}", key=None if first_ones else "replay-malformed"
+        )
 
     # -- Source protocol ---------------------------------------------------------------------------
     def next_batch(self, max_events: int, timeout_s: float) -> tuple[list[Event], bool]:

@@ -242,7 +242,9 @@ def test_gzip_replay_gives_the_same_events(library: Path, replay: Path, tmp_path
     assert compressed.stdout == plain.stdout and len(compressed.stdout.splitlines()) == 3
 
 
-def test_corrupt_gzip_keeps_the_events_before_and_says_so(library: Path, replay: Path, tmp_path: Path) -> None:
+def test_corrupt_gzip_keeps_the_events_before_and_says_so(
+    library: Path, replay: Path, tmp_path: Path
+) -> None:
     packed = gzip.compress(replay.read_bytes() * 200)
     cut = tmp_path / "cut.jsonl.gz"
     cut.write_bytes(packed[: len(packed) // 2])

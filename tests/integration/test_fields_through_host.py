@@ -1,6 +1,7 @@
 """Field parity through the real library and the C host: every request of field-requests.txt on every
-event of both reference sets (audit-events-dev*.jsonl), one extract_fields call per request as Falco makes them, equals the Go
-plugin's golden values. Run with both argument conventions (Falco ≤ 0.42 and ≥ 0.43)."""
+event of both reference sets (audit-events-dev*.jsonl), one extract_fields call per request as Falco
+makes them, equals the Go plugin's golden values. Run with both argument conventions (Falco ≤ 0.42
+and ≥ 0.43)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ def _golden(reference_dir: Path, name: str) -> tuple[list[str], list[dict[str, o
     return requests, golden
 
 
-@pytest.mark.parametrize(("events_name", "golden_name", "count"), [(*EVENT_SETS[0], 400), (*EVENT_SETS[1], 1300)])
+@pytest.mark.parametrize(
+    ("events_name", "golden_name", "count"), [(*EVENT_SETS[0], 400), (*EVENT_SETS[1], 1300)]
+)
 @pytest.mark.parametrize("falco_args", [[], ["--falco-0.42"]], ids=["falco-0.43+", "falco-0.35-0.42"])
 def test_all_values_equal_the_go_plugin(
     host: Host, reference_dir: Path, falco_args: list[str], events_name: str, golden_name: str, count: int

@@ -10,10 +10,10 @@ import pytest
 
 from k8saudit_eks_py.cli import build_parser, main
 from k8saudit_eks_py.cli.fields import rows
-from k8saudit_eks_py.output_format import DEFAULT_FORMAT, FormatError, Formatter, render_value
-from k8saudit_eks_py.event_loop import Progress
 from k8saudit_eks_py.cli.tail import build_config, parse_duration
+from k8saudit_eks_py.event_loop import Progress
 from k8saudit_eks_py.host import FieldInfo, _api_compatible
+from k8saudit_eks_py.output_format import DEFAULT_FORMAT, FormatError, Formatter, render_value
 
 
 def _field(

@@ -11,7 +11,9 @@ from tests.support.reference import EVENT_SETS, read_bytes
 from tests.unit.golden_support import compare, load_events, load_golden, load_requests
 
 
-@pytest.mark.parametrize(("events_name", "golden_name", "count"), [(*EVENT_SETS[0], 400), (*EVENT_SETS[1], 1300)])
+@pytest.mark.parametrize(
+    ("events_name", "golden_name", "count"), [(*EVENT_SETS[0], 400), (*EVENT_SETS[1], 1300)]
+)
 def test_every_value_matches_golden(events_name: str, golden_name: str, count: int) -> None:
     requests = load_requests()
     events = load_events(name=events_name)

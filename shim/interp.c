@@ -30,6 +30,17 @@ static int is_file(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Whether `path` is the running executable itself. */
+static int is_main_program(const char *path)
+{
+	char exe[PATH_MAX], real[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0 || !realpath(path, real))
+		return 0;
+	exe[n] = '\0';
+	return strcmp(exe, real) == 0;
+}
+
 /* Extension modules (_ssl, orjson, ...) import libpython symbols; Falco loads us RTLD_LOCAL, so make
  * libpython global before the first import. */
 static int promote_libpython(void)
@@ -39,6 +50,10 @@ static int promote_libpython(void)
 		snprintf(g_error, sizeof g_error, "cannot locate libpython: dladdr failed");
 		return -1;
 	}
+	/* In-process hosts on a python3 that has libpython linked in (Debian's and Ubuntu's): the
+	 * executable's symbols are global already, and it cannot be dlopen'ed by name. */
+	if (is_main_program(info.dli_fname))
+		return 0;
 	if (!dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL)) {
 		snprintf(g_error, sizeof g_error, "cannot make %s global: %s", info.dli_fname, dlerror());
 		return -1;

@@ -188,6 +188,8 @@ def _tail(args: argparse.Namespace) -> int:
                 deadline=deadline,
                 stop=stop,
                 progress=Progress(args.progress_interval),
+                # A pipe (`tail ... | grep`) is block-buffered: show each batch before waiting for more.
+                after_batch=sys.stdout.flush,
             )
         sys.stdout.flush()
         failure = _nothing_usable(args.target, result, state)

@@ -6,6 +6,7 @@ import gzip
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,8 +212,10 @@ def test_progress_line_on_long_runs(library: Path, cloudwatch: MotoServer) -> No
 
 
 def test_ctrl_c_stops_cleanly(library: Path, cloudwatch: MotoServer) -> None:
-    """SIGINT while next_batch waits on an idle cluster: the stream is closed and the exit status is 0."""
+    """SIGINT while next_batch waits on an idle cluster: the stream is closed and the exit status is 0.
+    Without PYTHONUNBUFFERED, so stdout is a block-buffered pipe: tail must flush each batch itself."""
     env = dummy_environ()
+    env.pop("PYTHONUNBUFFERED", None)
     env["PYTHONPATH"] = str(ROOT)
     args = ["--region", "us-east-1", "--endpoint-url", cloudwatch.url, "--since", "10m"]
     proc = subprocess.Popen(
@@ -223,7 +226,12 @@ def test_ctrl_c_stops_cleanly(library: Path, cloudwatch: MotoServer) -> None:
         env=env,
     )
     assert proc.stdout is not None
-    lines = [proc.stdout.readline().strip() for _ in range(5)]  # all 5 events, then it idles
+    watchdog = threading.Timer(60, proc.kill)  # a missing flush would block readline forever
+    watchdog.start()
+    try:
+        lines = [proc.stdout.readline().strip() for _ in range(5)]  # all 5 events, then it idles
+    finally:
+        watchdog.cancel()
     assert sorted(lines) == [f"a-{i}" for i in range(5)]
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)

@@ -108,6 +108,15 @@ static int start_python(const char *dir, char *site_dir, size_t site_len)
 		status = PyConfig_SetBytesString(&config, &config.executable, override);
 	} else if (is_dir(path)) {
 		status = PyConfig_SetBytesString(&config, &config.home, path);
+		/* Named explicitly: Debian's site.py (copied into a runtime built with apt's python3) looks
+		 * only in dist-packages directories outside a venv. */
+		int n = snprintf(site_dir, site_len, "%s/lib/python%d.%d/site-packages", path,
+				 PY_MAJOR_VERSION, PY_MINOR_VERSION);
+		if (n < 0 || (size_t)n >= site_len) {
+			snprintf(g_error, sizeof g_error, "the runtime path is too long (%d bytes)", n);
+			PyConfig_Clear(&config);
+			return -1;
+		}
 	} else {
 		/* <venv>/lib/pythonX.Y/site-packages/k8saudit_eks_py/<this library> */
 		char venv[PATH_MAX];

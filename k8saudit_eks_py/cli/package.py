@@ -70,9 +70,13 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         library: Path = args.library
         if not library.is_file():
             return f"--library {library}: no such file"
-        with library.open("rb") as f:
-            if f.read(4) != b"\x7fELF":
-                return f"--library {library} is not a shared library (expected libk8saudit-eks-py.so)"
+        try:
+            with library.open("rb") as f:
+                magic = f.read(4)
+        except OSError as exc:
+            return f"--library {library}: {exc.strerror}"
+        if magic != b"\x7fELF":
+            return f"--library {library} is not a shared library (expected libk8saudit-eks-py.so)"
     if not args.tarballs and shutil.which("patchelf") is None:
         return (
             "building needs patchelf, which is not installed: apt-get install patchelf "

@@ -18,8 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from k8saudit_eks_py import library_path  # noqa: E402
 from tests.support.host import Host, build_host  # noqa: E402
-
-REFERENCE = ROOT.parent / "shared" / "reference"
+from tests.support.reference import REFERENCE, unpack  # noqa: E402
 
 
 def main() -> int:
@@ -28,13 +27,12 @@ def main() -> int:
     parser.add_argument("--reference", type=Path, default=REFERENCE)
     args = parser.parse_args()
     host = Host(build_host(), library_path())
-    events = args.reference / "audit-events-dev.jsonl"
     with tempfile.TemporaryDirectory() as tmp:
-        stock = Path(tmp) / "stock.txt"
-        stock.write_text((args.reference / "stock-rules-fields.txt").read_text())
+        reference = unpack(Path(tmp) / "reference", args.reference)  # the host reads plain files
+        events = reference / "audit-events-dev.jsonl"
         cases = {
-            "all 117 requests": args.reference / "field-requests.txt",
-            "stock-rules fields": stock,
+            "all 117 requests": reference / "field-requests.txt",
+            "stock-rules fields": reference / "stock-rules-fields.txt",
         }
         for label, requests in cases.items():
             result = host.run(

@@ -21,6 +21,16 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
     __version__ = "0.0.0"
 
 
+def install_hint(extra: str = "") -> str:
+    """How to install this package (with an extra): it is installed from a checkout or a built wheel."""
+    spec = f"[{extra}]" if extra else ""
+    return (
+        f"pip install '.{spec}' in the source checkout, or pip install "
+        f"'k8saudit_eks_py-VERSION-....whl{spec}' for a wheel built with `pip wheel --no-deps -w dist .` "
+        "(see docs/operating.md, Install)"
+    )
+
+
 def library_path() -> Path:
     """Absolute path of the plugin shared library installed with this package."""
     # A regular install puts the library inside the package; an editable install keeps the Python
@@ -33,5 +43,5 @@ def library_path() -> Path:
             return path.resolve()
     raise FileNotFoundError(
         f"{LIBRARY_NAME} is not installed (looked in {', '.join(str(c.parent) for c in candidates)}); "
-        "reinstall with `pip install .` from the source tree"
+        f"reinstall: {install_hint()}"
     )

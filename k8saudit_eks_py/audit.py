@@ -12,7 +12,7 @@ Two parsers, decided per event:
   ``\\/`` escape, the only ones orjson spells differently, and the subtree holds no float), or because
   that exact text occurs in the payload (compact payloads, as the API server writes them; only a
   payload spelling the very same value twice in two ways could fool this).
-* Raw path (:mod:`k8saudit_eks_py.fields.rawjson`): a lenient pure-Python parser that keeps every
+* Raw path (:mod:`k8saudit_eks_py.rawjson`): a lenient pure-Python parser that keeps every
   value's raw text. Used when orjson rejects the payload (fastjson is more lenient: invalid UTF-8,
   raw control characters, odd numbers, integers beyond 64 bits, lone surrogate escapes), when nesting
   is deep (fastjson's 300 limit), and lazily when the fast path cannot prove a rendering
@@ -35,6 +35,8 @@ import re
 from typing import Any, Final
 
 import orjson
+
+from k8saudit_eks_py import rawjson
 
 __all__ = [
     "SHAPE_GENERIC",
@@ -169,9 +171,6 @@ class AuditEvent:
 
 
 def _raw_parse(event: AuditEvent, payload: bytes) -> object:
-    # Imported here: fields/ imports this module, and the raw path is the exception.
-    from k8saudit_eks_py.fields import rawjson
-
     try:
         value, event.invalid_utf8, event.raw_texts = rawjson.parse(payload)
     except (rawjson.JSONParseError, RecursionError):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import orjson
 
+from k8saudit_eks_py import log
 from k8saudit_eks_py.errors import ConfigError
 
 # (key, JSON type, default, description). The first seven keys are the official k8saudit-eks keys with
@@ -118,9 +120,12 @@ def init_schema() -> dict[str, Any]:
         if key == "max_api_calls_per_second":
             prop["exclusiveMinimum"] = 0
         properties[key] = prop
+    # `init_config: {}` reaches the plugin as the JSON text null, `init_config: ""` as an empty string:
+    # both mean "all defaults" (maxLength only constrains a string root, properties an object root).
     return {
         "$schema": "http://json-schema.org/draft-04/schema#",
-        "type": "object",
+        "type": ["object", "null", "string"],
+        "maxLength": 0,
         "properties": properties,
         "additionalProperties": True,
     }
@@ -157,8 +162,19 @@ def _env_first(*names: str) -> str:
     return ""
 
 
+def _warn_unknown_keys(raw: dict[str, Any]) -> None:
+    """Unknown keys stay accepted (as with the Go plugin), but a misspelt one must not go unnoticed."""
+    known = [s[0] for s in _SPEC]
+    for key in raw:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else "see the configuration table in the README"
+        log.warning(f"init_config key '{key}' is not a key of this plugin and is ignored; {hint}")
+
+
 def parse_config(text: str) -> PluginConfig:
-    """Parse the init_config string Falco passes ("" or "{}" when none is configured)."""
+    """Parse the init_config string Falco passes: "", "null" (`init_config: {}`) and "{}" mean defaults."""
     text = text.strip()
     if text:
         try:
@@ -167,8 +183,11 @@ def parse_config(text: str) -> PluginConfig:
             raise ConfigError(f"init_config is not valid JSON ({exc}); write it as a YAML map") from None
     else:
         raw = {}
+    if raw is None or raw == "":
+        raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("init_config must be a JSON object (a YAML map in falco.yaml)")
+    _warn_unknown_keys(raw)
     values: dict[str, Any] = {}
     for key, json_type, _default, _ in _SPEC:
         if key in raw and raw[key] is not None:

@@ -392,7 +392,7 @@ class Instance:
         """Every event until EOF; the caller uses each event before asking for the next one.
 
         A TIMEOUT is retried at once (as Falco does), so this never ends on an idle live source:
-        callers that must stop on a signal or a deadline use next_batch() (see cli.runner.run).
+        callers that must stop on a signal or a deadline use next_batch() (see event_loop.run).
         """
         while True:
             rc, batch = self.next_batch()

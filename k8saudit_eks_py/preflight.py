@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from k8saudit_eks_py.eks_names import region_problem
 from k8saudit_eks_py.preflight_coordination import coordination_results
 
 __all__ = [
@@ -75,9 +77,16 @@ class Options:
     coordination_endpoint_url: str = ""
 
 
+def _command(*argv: str) -> str:
+    """A command line to paste into a shell: every argument quoted as needed."""
+    return shlex.join(argv)
+
+
 def enable_audit_command(cluster: str, region: str) -> str:
     logging = '{"clusterLogging":[{"types":["audit"],"enabled":true}]}'
-    return f"aws eks update-cluster-config --name {cluster} --region {region} --logging '{logging}'"
+    return _command(
+        "aws", "eks", "update-cluster-config", "--name", cluster, "--region", region, "--logging", logging
+    )
 
 
 def iam_policy(log_group_arn: str = "arn:aws:logs:*:*:log-group:/aws/eks/*/cluster:*") -> dict[str, Any]:
@@ -176,8 +185,16 @@ def _check_region(ctx: _Context, session_factory: Callable[..., Any]) -> bool:
     if not ctx.region:
         ctx.add("AWS region", FAIL, "no region configured", "pass --region REGION or set AWS_REGION")
         return False
-    ctx.add("AWS region", PASS, ctx.region)
-    return True
+    problem = region_problem(ctx.region)
+    if problem is None:
+        ctx.add("AWS region", PASS, ctx.region)
+        return True
+    fatal, why = problem
+    if not fatal:
+        ctx.add("AWS region", WARN, why)
+        return True
+    ctx.add("AWS region", FAIL, why, "pass --region with the cluster's region, e.g. --region eu-west-1")
+    return False
 
 
 def _check_credentials(ctx: _Context) -> bool:
@@ -256,7 +273,8 @@ def _check_audit_logging(ctx: _Context) -> None:
                 name,
                 FAIL,
                 f"no cluster {ctx.options.cluster!r} in {ctx.region} (account {ctx.account})",
-                f"check the name and region: aws eks list-clusters --region {ctx.region}",
+                "check the name and region: "
+                + _command("aws", "eks", "list-clusters", "--region", ctx.region),
             )
         else:
             ctx.add(name, WARN, f"not checked: {_message(exc)}")
@@ -365,11 +383,11 @@ def run_checks(
     ctx = _Context(options)
     ctx.log_group = options.log_group or f"/aws/eks/{options.cluster}/cluster"
     if not _check_region(ctx, session_factory):
-        return ctx.results
+        return _could_not_run(ctx, "AWS credentials", "needs a valid AWS region")
     if not _check_credentials(ctx):
-        return ctx.results
+        return _could_not_run(ctx, _after_credentials(ctx), "needs AWS credentials")
     if options.role_arn and not _check_assume_role(ctx, session_factory):
-        return ctx.results
+        return _could_not_run(ctx, "EKS audit logging", f"needs the role {options.role_arn}")
     _check_audit_logging(ctx)
     group_exists = _check_log_group(ctx)
     _check_recent_events(ctx, group_exists, clock)
@@ -387,3 +405,31 @@ def _check_coordination(ctx: _Context) -> None:
     dynamodb = ctx.session.client("dynamodb", config=_CLIENT_CONFIG, **endpoint)
     for row in coordination_results(dynamodb, ctx.options.coordination_table, ctx.region, ctx.account):
         ctx.add(*row)
+
+
+def _check_names(ctx: _Context) -> list[str]:
+    """The names of every check, in the order run_checks makes them."""
+    names = ["AWS credentials"]
+    if ctx.options.role_arn:
+        names.append(f"assume role {ctx.options.role_arn}")
+    return [
+        *names,
+        f"EKS audit logging enabled on cluster {ctx.options.cluster}",
+        "IAM logs:DescribeLogGroups",
+        f"log group {ctx.log_group} exists",
+        "IAM logs:FilterLogEvents",
+        f"recent audit events (last {ctx.options.window_seconds // 60} min)",
+    ]
+
+
+def _after_credentials(ctx: _Context) -> str:
+    return f"assume role {ctx.options.role_arn}" if ctx.options.role_arn else "EKS audit logging"
+
+
+def _could_not_run(ctx: _Context, first: str, why: str) -> list[CheckResult]:
+    """List the checks from the one named like `first` on as could-not-run, so the user sees them all."""
+    names = _check_names(ctx)
+    start = next(i for i, name in enumerate(names) if name.startswith(first))
+    for name in names[start:]:
+        ctx.add(name, SKIP, why)
+    return ctx.results

@@ -30,6 +30,17 @@ static int is_file(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Whether `path` is the running executable itself. */
+static int is_main_program(const char *path)
+{
+	char exe[PATH_MAX], real[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0 || !realpath(path, real))
+		return 0;
+	exe[n] = '\0';
+	return strcmp(exe, real) == 0;
+}
+
 /* Extension modules (_ssl, orjson, ...) import libpython symbols; Falco loads us RTLD_LOCAL, so make
  * libpython global before the first import. */
 static int promote_libpython(void)
@@ -39,6 +50,10 @@ static int promote_libpython(void)
 		snprintf(g_error, sizeof g_error, "cannot locate libpython: dladdr failed");
 		return -1;
 	}
+	/* In-process hosts on a python3 that has libpython linked in (Debian's and Ubuntu's): the
+	 * executable's symbols are global already, and it cannot be dlopen'ed by name. */
+	if (is_main_program(info.dli_fname))
+		return 0;
 	if (!dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL)) {
 		snprintf(g_error, sizeof g_error, "cannot make %s global: %s", info.dli_fname, dlerror());
 		return -1;
@@ -93,6 +108,15 @@ static int start_python(const char *dir, char *site_dir, size_t site_len)
 		status = PyConfig_SetBytesString(&config, &config.executable, override);
 	} else if (is_dir(path)) {
 		status = PyConfig_SetBytesString(&config, &config.home, path);
+		/* Named explicitly: Debian's site.py (copied into a runtime built with apt's python3) looks
+		 * only in dist-packages directories outside a venv. */
+		int n = snprintf(site_dir, site_len, "%s/lib/python%d.%d/site-packages", path,
+				 PY_MAJOR_VERSION, PY_MINOR_VERSION);
+		if (n < 0 || (size_t)n >= site_len) {
+			snprintf(g_error, sizeof g_error, "the runtime path is too long (%d bytes)", n);
+			PyConfig_Clear(&config);
+			return -1;
+		}
 	} else {
 		/* <venv>/lib/pythonX.Y/site-packages/k8saudit_eks_py/<this library> */
 		char venv[PATH_MAX];

@@ -13,6 +13,8 @@
 
 #define SHIM_ERRLEN 4096
 #define SHIM_LOG_PREFIX "[k8saudit-eks] "
+/* Set to "1" by a host that reports get_last_error itself: failed calls then log nothing. */
+#define SHIM_QUIET_ERRORS_ENV "K8SAUDIT_EKS_PY_QUIET_ERRORS"
 
 /* Result storage of one distinct extraction request (field id + argument). */
 typedef struct {

@@ -10,15 +10,13 @@ import pytest
 from k8saudit_eks_py import library_path
 from tests.support.host import Host, build_host, build_sanitized
 from tests.support.moto_server import moto  # noqa: F401 - a local CloudWatch Logs, one per module
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from tests.support.reference import unpack
 
 
 @pytest.fixture(scope="session")
-def reference_dir() -> Path:
-    if not REFERENCE.is_dir():
-        raise RuntimeError(f"reference data missing at {REFERENCE} (the shared/ folder next to the checkout)")
-    return REFERENCE
+def reference_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/data/reference unpacked (the C host reads plain files)."""
+    return unpack(tmp_path_factory.mktemp("reference"))
 
 
 @pytest.fixture(scope="session")

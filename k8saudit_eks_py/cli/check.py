@@ -6,12 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from k8saudit_eks_py.cli.tail import add_aws_options, parse_duration
+from k8saudit_eks_py.cli.options import DURATION_FORMAT, add_aws_options, positive_duration
+from k8saudit_eks_py.eks_names import cluster_name_problem
 from k8saudit_eks_py.preflight import FAIL, PASS, SKIP, WARN, CheckResult, Options, run_checks
 
-__all__ = ["add_parser", "format_results"]
+__all__ = ["ASCII_MARKS", "add_parser", "format_results"]
 
 _MARKS = {PASS: "✓", FAIL: "✗", WARN: "!", SKIP: "-"}
+ASCII_MARKS = {PASS: "+", FAIL: "x", WARN: "!", SKIP: "-"}  # for a terminal or pipe that is not UTF-8
 
 
 def add_parser(sub: Any) -> None:
@@ -21,7 +23,9 @@ def add_parser(sub: Any) -> None:
         description="Makes the AWS calls the plugin needs and prints ✓/✗ per check with the fix. "
         "Exit status 0 only when every check passes (a '!' warning does not fail).",
     )
-    p.add_argument("cluster", metavar="CLUSTER|kinesis://STREAM")
+    p.add_argument(
+        "cluster", metavar="CLUSTER|kinesis://STREAM", help="the EKS cluster name, or kinesis://STREAM"
+    )
     add_aws_options(p)
     p.add_argument("--log-group", help="log group to check (default /aws/eks/CLUSTER/cluster)")
     p.add_argument(
@@ -31,7 +35,11 @@ def add_parser(sub: Any) -> None:
         help="kinesis://: clusters whose log group must have a subscription into the stream",
     )
     p.add_argument(
-        "--window", type=parse_duration, default=3600, metavar="TIME", help="how far back to look for events"
+        "--window",
+        type=positive_duration,
+        default="1h",
+        metavar="TIME",
+        help=f"how far back to look for events (default %(default)s); TIME like {DURATION_FORMAT}",
     )
     p.add_argument(
         "--coordination-table",
@@ -42,10 +50,10 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def format_results(results: list[CheckResult]) -> str:
+def format_results(results: list[CheckResult], marks: dict[str, str] = _MARKS) -> str:
     lines = []
     for r in results:
-        line = f"{_MARKS[r.status]} {r.name}"
+        line = f"{marks[r.status]} {r.name}"
         if r.detail:
             line += f": {r.detail}"
         lines.append(line)
@@ -62,9 +70,21 @@ def format_results(results: list[CheckResult]) -> str:
     return "\n".join(lines)
 
 
+def _can_write(text: str) -> bool:
+    try:
+        text.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
 def main(args: argparse.Namespace) -> int:
     if args.cluster.startswith("kinesis://"):
         return _main_stream(args)
+    problem = cluster_name_problem(args.cluster)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     options = Options(
         cluster=args.cluster,
         region=args.region or "",
@@ -76,8 +96,14 @@ def main(args: argparse.Namespace) -> int:
         coordination_table=args.coordination_table or "",
         coordination_endpoint_url=args.coordination_endpoint_url or "",
     )
-    results = run_checks(options)
-    sys.stdout.write(format_results(results) + "\n")
+    return _print(run_checks(options))
+
+
+def _print(results: list[CheckResult]) -> int:
+    marks = _MARKS if _can_write("".join(_MARKS.values())) else ASCII_MARKS
+    text = format_results(results, marks) + "\n"
+    encoding = sys.stdout.encoding or "ascii"
+    sys.stdout.write(text.encode(encoding, "replace").decode(encoding))  # AWS messages may hold anything
     return 0 if results and all(r.status in (PASS, WARN) for r in results) else 1
 
 
@@ -92,6 +118,4 @@ def _main_stream(args: argparse.Namespace) -> int:
         endpoint_url=args.endpoint_url or "",
         window_seconds=args.window,
     )
-    results = run_stream_checks(options)
-    sys.stdout.write(format_results(results) + "\n")
-    return 0 if results and all(r.status in (PASS, WARN) for r in results) else 1
+    return _print(run_stream_checks(options))

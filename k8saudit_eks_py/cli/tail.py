@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import re
+import os
 import sys
 import threading
 import time
@@ -11,32 +11,23 @@ from typing import Any
 
 import orjson
 
-from k8saudit_eks_py.cli.format import DEFAULT_FORMAT, FormatError, Formatter
-from k8saudit_eks_py.cli.runner import Progress, run, stop_on_signals
+from k8saudit_eks_py import metrics
+from k8saudit_eks_py.cli.options import (
+    DURATION_FORMAT,
+    add_aws_options,
+    non_negative_float,
+    parse_duration,
+    positive_duration,
+    positive_int,
+)
+from k8saudit_eks_py.event_loop import Progress, RunResult, run, stop_on_signals
 from k8saudit_eks_py.host import Event, HostError, Library
+from k8saudit_eks_py.output_format import DEFAULT_FORMAT, JSON_OUTPUT, FormatError, Formatter, event_line
 
-__all__ = ["add_parser", "build_config", "parse_duration"]
+__all__ = ["add_parser", "bare_path_hint", "build_config", "parse_duration"]
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> int:
-    """'90' / '90s' / '15m' / '2h' / '1d' → whole seconds."""
-    m = _DURATION.fullmatch(text.strip().lower())
-    if m is None:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d)")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def add_aws_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--region", help="AWS region (default: $AWS_REGION, then the profile's)")
-    parser.add_argument("--profile", help="AWS shared-config profile (default: $AWS_PROFILE)")
-    parser.add_argument("--role-arn", help="IAM role to assume for reading the logs")
-    parser.add_argument(
-        "--endpoint-url",
-        help="endpoint override (VPC endpoint, local server): CloudWatch Logs, and Kinesis for kinesis://",
-    )
+# The shim prints a failed call's error on stderr for Falco's log; tail prints it itself, once.
+QUIET_ERRORS_ENV = "K8SAUDIT_EKS_PY_QUIET_ERRORS"
 
 
 def add_parser(sub: Any) -> None:
@@ -44,10 +35,16 @@ def add_parser(sub: Any) -> None:
         "tail",
         help="print the events Falco would receive, through the real plugin library",
         description="Loads libk8saudit-eks-py.so like Falco (init, open, next_batch, extract_fields) and "
-        "prints one line per event. TARGET is an EKS cluster name (or several, comma-separated), "
-        "kinesis://STREAM (stream mode) or file:///path/to/audit.jsonl.",
+        "prints one line per event. CLUSTER is an EKS cluster name (or several, comma-separated); "
+        "kinesis://STREAM reads stream mode; file://PATH replays audit events from a file (JSON lines, "
+        "an EventList or `aws logs filter-log-events` output, plain or .gz). Exit status 1 when a replay "
+        "delivers no event.",
     )
-    p.add_argument("target", metavar="CLUSTER|kinesis://STREAM|file://PATH")
+    p.add_argument(
+        "target",
+        metavar="CLUSTER|kinesis://STREAM|file://PATH",
+        help="cluster name(s), comma-separated, kinesis://STREAM, or file:///path/to/audit.jsonl[.gz]",
+    )
     p.add_argument(
         "-o",
         "--output",
@@ -57,14 +54,22 @@ def add_parser(sub: Any) -> None:
         "evt.plugininfo); 'json' prints each event's audit JSON. Default: %(default)s",
     )
     p.add_argument(
-        "--since", type=parse_duration, help="look back this far on start (sets init_config shift)"
+        "--since",
+        type=parse_duration,
+        metavar="TIME",
+        help=f"look back this far on start (sets init_config shift); TIME like {DURATION_FORMAT}",
     )
     p.add_argument("--config", default="{}", metavar="JSON", help="extra init_config as a JSON object")
-    p.add_argument("--count", type=int, metavar="N", help="stop after N events")
-    p.add_argument("--duration", type=parse_duration, metavar="TIME", help="stop after this long")
+    p.add_argument("--count", type=positive_int, metavar="N", help="stop after N events (N ≥ 1)")
+    p.add_argument(
+        "--duration",
+        type=positive_duration,
+        metavar="TIME",
+        help=f"stop after this long; TIME like {DURATION_FORMAT}",
+    )
     p.add_argument(
         "--progress-interval",
-        type=float,
+        type=non_negative_float,
         default=5.0,
         metavar="SECONDS",
         help="status line (events, rate, lag) on stderr every SECONDS; 0 turns it off (default %(default)s)",
@@ -93,6 +98,13 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+def bare_path_hint(target: str) -> str | None:
+    """The fix for a file path given without file:// (it would be taken for a cluster name)."""
+    if "://" in target or not ("/" in target or os.path.exists(target)):
+        return None
+    return f"{target!r} is not a cluster name; to replay a file write file://{os.path.abspath(target)}"
+
+
 def _writer() -> Any:
     out = sys.stdout
     interactive = out.isatty()
@@ -105,7 +117,35 @@ def _writer() -> Any:
     return write
 
 
+def _nothing_usable(target: str, result: RunResult, state: Any) -> str | None:
+    """Why a replay that ended without delivering anything is a failure (None when it is not one)."""
+    if not target.startswith("file://") or not result.eof or result.events:
+        return None
+    values = {name.rsplit(".", 1)[-1]: value for name, _, value in state.metrics()}
+    skipped = int(values.get(metrics.MALFORMED, 0))
+    path = target[len("file://") :]
+    if skipped:
+        return f"{path}: no audit event delivered, {skipped} line(s) skipped (see the warnings above)"
+    return f"{path}: no audit event delivered: the file holds none (empty?)"
+
+
 def main(args: argparse.Namespace) -> int:
+    previous = os.environ.get(QUIET_ERRORS_ENV)
+    os.environ[QUIET_ERRORS_ENV] = "1"  # our error lines carry the plugin's message
+    try:
+        return _tail(args)
+    finally:
+        if previous is None:
+            os.environ.pop(QUIET_ERRORS_ENV, None)
+        else:
+            os.environ[QUIET_ERRORS_ENV] = previous
+
+
+def _tail(args: argparse.Namespace) -> int:
+    hint = bare_path_hint(args.target)
+    if hint:
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
     try:
         config = build_config(args)
     except ValueError as exc:
@@ -117,7 +157,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: cannot load the plugin library: {exc}", file=sys.stderr)
         return 1
     formatter = None
-    if args.output != "json":
+    if args.output != JSON_OUTPUT:
         try:
             formatter = Formatter(args.output, library.fields_by_name, library.event_source)
         except FormatError as exc:
@@ -138,15 +178,12 @@ def main(args: argparse.Namespace) -> int:
         return 1
 
     def on_event(event: Event) -> None:
-        if formatter is None:
-            write(event.payload.decode("utf-8", "replace"))
-        else:
-            write(formatter.render(state, event))
+        write(event_line(formatter, state, event))
 
     deadline = time.monotonic() + args.duration if args.duration else None
     try:
         with stop_on_signals(stop):
-            run(
+            result = run(
                 state,
                 instance,
                 on_event,
@@ -154,8 +191,14 @@ def main(args: argparse.Namespace) -> int:
                 deadline=deadline,
                 stop=stop,
                 progress=Progress(args.progress_interval),
+                # A pipe (`tail ... | grep`) is block-buffered: show each batch before waiting for more.
+                after_batch=sys.stdout.flush,
             )
         sys.stdout.flush()
+        failure = _nothing_usable(args.target, result, state)
+        if failure:
+            print(f"error: {failure}", file=sys.stderr)
+            return 1
         return 0
     except BrokenPipeError:  # `tail ... | head`: the reader is gone, which is not an error
         return 0

@@ -19,12 +19,12 @@ from typing import TextIO
 
 import orjson
 
-from k8saudit_eks_py.cli.format import DEFAULT_FORMAT, Formatter
-from k8saudit_eks_py.cli.runner import run, stop_on_signals
 from k8saudit_eks_py.demo import events as demo_events
 from k8saudit_eks_py.demo.local import REGION, DemoUnavailable, dummy_credentials, local_cloudwatch, seed
 from k8saudit_eks_py.demo.rules import RULES, matches
+from k8saudit_eks_py.event_loop import run, stop_on_signals
 from k8saudit_eks_py.host import Event, Instance, Library, State, Value
+from k8saudit_eks_py.output_format import DEFAULT_FORMAT, JSON_OUTPUT, Formatter, event_line
 
 __all__ = ["DemoResult", "DemoUnavailable", "run_demo"]
 
@@ -38,10 +38,13 @@ class DemoResult:
     alerts: Counter[str] = field(default_factory=Counter)
     expected_alerts: Counter[str] = field(default_factory=Counter)
     metrics: dict[str, int | float] = field(default_factory=dict)
+    timed_out: float | None = None  # the --timeout that ran out, if it did
 
     @property
     def ok(self) -> bool:
-        return self.delivered == self.seeded and self.alerts == self.expected_alerts
+        return (
+            self.timed_out is None and self.delivered == self.seeded and self.alerts == self.expected_alerts
+        )
 
 
 def run_demo(
@@ -59,7 +62,7 @@ def run_demo(
         out.flush()
 
     lib = Library(library)  # fail early (no .so / wrong API) before starting anything
-    formatter = Formatter(fmt, lib.fields_by_name, lib.event_source)
+    formatter = None if fmt == JSON_OUTPUT else Formatter(fmt, lib.fields_by_name, lib.event_source)
     seeded = demo_events.build(time.time_ns())
     result.seeded = len(seeded)
     result.expected_alerts = Counter(d.attack for d in seeded if d.attack)
@@ -94,7 +97,12 @@ def run_demo(
 
 
 def _read(
-    state: State, instance: Instance, formatter: Formatter, result: DemoResult, say: Say, timeout: float
+    state: State,
+    instance: Instance,
+    formatter: Formatter | None,
+    result: DemoResult,
+    say: Say,
+    timeout: float,
 ) -> None:
     by_name = state.library.fields_by_name
 
@@ -107,14 +115,14 @@ def _read(
             return cache[name]
 
         hits = matches(get)
-        line = formatter.render(state, event)
+        line = event_line(formatter, state, event)
         result.delivered += 1
         result.alerts.update(hits)
         say(f"! {line}    <- {', '.join(hits)}" if hits else f"  {line}")
 
     stop = threading.Event()
     with stop_on_signals(stop):
-        run(
+        outcome = run(
             state,
             instance,
             on_event,
@@ -122,6 +130,8 @@ def _read(
             deadline=time.monotonic() + timeout,
             stop=stop,
         )
+    if outcome.timed_out:
+        result.timed_out = timeout
 
 
 def _summary(result: DemoResult, say: Say) -> None:
@@ -133,7 +143,12 @@ def _summary(result: DemoResult, say: Say) -> None:
     for rule in RULES:
         n = result.alerts.get(rule.name, 0)
         say(f"# {n} x {rule.name}: {rule.condition}")
-    if result.ok:
+    if result.timed_out is not None:
+        say(
+            f"# TIMEOUT: --timeout {result.timed_out:g}s ran out after {result.delivered}/{result.seeded} "
+            "events; run again with a larger --timeout (the first poll can take a few seconds)"
+        )
+    elif result.ok:
         say("# every seeded event arrived once and each attack raised its alert: the plugin works end to end")
     else:
         say(

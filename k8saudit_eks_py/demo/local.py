@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from k8saudit_eks_py import install_hint
+
 __all__ = ["DUMMY_CREDENTIALS", "REGION", "Seeded", "dummy_credentials", "local_cloudwatch", "seed"]
 
 REGION = "us-east-1"
@@ -60,7 +62,7 @@ def local_cloudwatch() -> Iterator[str]:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
         raise DemoUnavailable(
-            f"the demo needs moto ({exc}); install it with: pip install 'k8saudit-eks-py[demo]'"
+            f"the demo needs moto ({exc}); install the demo extra: {install_hint('demo')}"
         ) from None
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines on the terminal
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

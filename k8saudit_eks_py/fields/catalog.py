@@ -209,7 +209,8 @@ FIELDS: Final[tuple[Field, ...]] = (
     _f(
         "ka.target.pod.name",
         "Target Pod Name",
-        "The target pod name. Kept for compatibility: like the reference plugin it yields no value.",
+        "Name of the pod a request on a pod itself creates, reads or changes (responseObject.metadata.name "
+        "when the target resource is pods and there is no subresource).",
     ),
     _f(
         "ka.req.binding.subjects",

@@ -14,7 +14,8 @@ Rules of the reference plugin worth knowing (all reproduced here):
   under each container (not under ``securityContext``), so they nearly always give "0" per container;
 * ``ka.req.service.ports`` gives one value: the whole ports array as JSON text (indexing never applies
   because the array is the last key of the walk);
-* ``ka.target.pod.name`` never has a value.
+* ``ka.target.pod.name`` is ``responseObject.metadata.name``, but only for a request on a pod itself
+  (``objectRef.resource`` is "pods" and ``objectRef.subresource`` absent or empty).
 
 Each field has a group (:data:`GROUPS`: :data:`ROOT`, :data:`REQUEST`, :data:`SPEC`): a REQUEST field
 has no value unless the event has a usable ``requestObject``, a SPEC one unless ``requestObject.spec``
@@ -180,8 +181,14 @@ def _cluster_name(ev: AuditEvent, arg: Any) -> Value:
     return _s(ev, v)
 
 
-def _nothing(ev: AuditEvent, arg: Any) -> Value:
-    return None
+_response_name = _scalar("responseObject", "metadata", "name")
+
+
+def _target_pod_name(ev: AuditEvent, arg: Any) -> Value:
+    ref = _get(ev.root, "objectRef")
+    if _get(ref, "resource") != "pods" or _get(ref, "subresource") not in (MISSING, None, ""):
+        return None
+    return _response_name(ev, arg)
 
 
 def _uri_param(ev: AuditEvent, arg: Any) -> Value:
@@ -451,7 +458,7 @@ def _build() -> tuple[dict[str, Extractor], dict[str, int], dict[str, str], dict
         "ka.target.namespace": _scalar("objectRef", "namespace"),
         "ka.target.resource": _scalar("objectRef", "resource"),
         "ka.target.subresource": _scalar("objectRef", "subresource"),
-        "ka.target.pod.name": _nothing,
+        "ka.target.pod.name": _target_pod_name,
         "ka.req.binding.subject.has_name": _has_name,
         "ka.req.configmap.name": _scalar("objectRef", "name"),
         "ka.resp.name": _scalar("responseObject", "metadata", "name"),

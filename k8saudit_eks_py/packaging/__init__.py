@@ -12,12 +12,14 @@ Building needs patchelf (and strip, from binutils, to keep the size down); pushi
 from __future__ import annotations
 
 from k8saudit_eks_py.packaging.build import PackageError, build_package, check_package, project_version
+from k8saudit_eks_py.packaging.elf import ElfError
 from k8saudit_eks_py.packaging.index_yaml import index_entry, upsert_index
 from k8saudit_eks_py.packaging.push import PushError, PushResult, push_artifact
 from k8saudit_eks_py.packaging.reference import Reference, parse_reference
 from k8saudit_eks_py.packaging.tarball import LayoutError, TarballSize
 
 __all__ = [
+    "ElfError",
     "LayoutError",
     "PackageError",
     "PushError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def build_package(
     library: Path | None = None,
     version: str | None = None,
     compile_bytecode: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> Path:
     """Build k8saudit-eks-py-<version>-linux-<arch>.tar.gz in out_dir from this interpreter's environment.
 
@@ -84,6 +86,7 @@ def build_package(
     _, libpython = python_libdir()
     with tempfile.TemporaryDirectory(prefix="k8saudit-eks-py-package-") as tmp:
         staging = Path(tmp)
+        progress(f"bundling the Python runtime ({libpython}, stdlib, dependencies)")
         build_runtime(
             staging,
             plugin_package=Path(k8saudit_eks_py.__file__).resolve().parent,
@@ -91,7 +94,9 @@ def build_package(
             version=version,
             compile_bytecode=compile_bytecode,
         )
+        progress(f"adding {library}")
         _stage_library(library, staging, libpython)
+        progress("writing the tarball")
         tarball = write_tarball(staging, out_dir / tarball_name(version, machine()))
     check_package(tarball)
     return tarball

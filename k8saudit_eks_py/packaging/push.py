@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from k8saudit_eks_py import REQUIRED_API_VERSION
+from k8saudit_eks_py import REQUIRED_API_VERSION, install_hint
 from k8saudit_eks_py.packaging import oci
 from k8saudit_eks_py.packaging.naming import ARTIFACT_NAME, oci_arch
 from k8saudit_eks_py.packaging.reference import Reference, parse_reference
@@ -33,13 +33,58 @@ def _registry(reference: Reference, insecure: bool, username: str | None, passwo
     try:
         import oras.provider
     except ImportError as e:  # the optional extra
-        raise PushError("pushing needs the `package` extra: pip install 'k8saudit-eks-py[package]'") from e
+        raise PushError(f"pushing needs the `package` extra: {install_hint('package')}") from e
     registry = oras.provider.Registry(hostname=reference.registry, insecure=insecure)
     if username and password:
         registry.auth.set_basic_auth(username, password)
     else:  # credentials saved by `docker login` / `oras login`, if any
         registry.auth.load_configs(registry.get_container(str(reference)))
     return registry
+
+
+# An unreachable registry must fail in seconds, not after the OS's connect timeout (minutes).
+PROBE_CONNECT_TIMEOUT = 5.0
+PROBE_READ_TIMEOUT = 10.0
+
+
+def probe_registry(registry: str, insecure: bool) -> None:
+    """GET /v2/ once with short timeouts: a clear PushError for an unreachable host, a plain-HTTP registry
+    reached over HTTPS, or a server that is not an OCI registry. 401 is fine (credentials come later)."""
+    try:
+        import requests
+    except ImportError as e:  # installed with oras, the `package` extra
+        raise PushError(f"pushing needs the `package` extra: {install_hint('package')}") from e
+    scheme = "http" if insecure else "https"
+    url = f"{scheme}://{registry}/v2/"
+    try:
+        response = requests.get(url, timeout=(PROBE_CONNECT_TIMEOUT, PROBE_READ_TIMEOUT))
+    except requests.exceptions.SSLError as exc:
+        text = str(exc)
+        if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "wrong version number" in text:
+            raise PushError(
+                f"{registry} answers plain HTTP, not HTTPS; add --insecure if it is meant to be a plain-HTTP "
+                "registry (a local test registry)"
+            ) from None
+        raise PushError(f"TLS with {registry} failed: {_short(text)}") from None
+    except requests.exceptions.Timeout:
+        raise PushError(
+            f"registry {registry} did not answer within {PROBE_CONNECT_TIMEOUT + PROBE_READ_TIMEOUT:g}s; "
+            "check the host and port in --push and the network path to it"
+        ) from None
+    except requests.exceptions.RequestException as exc:
+        raise PushError(
+            f"cannot reach registry {registry} ({_short(str(exc))}); check the host and port in --push"
+        ) from None
+    if response.status_code not in (200, 401):
+        raise PushError(
+            f"{url} answered HTTP {response.status_code}: {registry} does not look like an OCI registry"
+        )
+
+
+def _short(text: str) -> str:
+    """The useful end of a urllib3 error chain ("... Connection refused')")."""
+    reason = re.findall(r"\[Errno -?\d+\] [^'\")]+|Connection refused|Name or service not known", text)
+    return reason[-1] if reason else text[:200]
 
 
 def _check(response: Any, what: str) -> None:
@@ -77,14 +122,22 @@ def push_artifact(
     insecure: bool = False,
     username: str | None = None,
     password: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> PushResult:
     """Push one tarball per platform as one image index at REGISTRY/REPOSITORY, tags <version>, latest.
 
     A tag in `reference` replaces the default tags. `insecure` talks plain HTTP (a local registry).
+    `progress` receives one line per step.
     """
     ref = parse_reference(reference)
     tags = tuple(tags) if tags else ((ref.tag,) if ref.tag else (version, "latest"))
     repo = Reference(ref.registry, ref.repository)
+    for tarball in tarballs:  # local mistakes first, before any network call
+        platform_of(tarball)
+        if not tarball.is_file():
+            raise PushError(f"{tarball}: no such file")
+    progress(f"checking registry {ref.registry}")
+    probe_registry(ref.registry, insecure)
     registry = _registry(repo, insecure, username, password)
     container = registry.get_container(str(repo))
 
@@ -93,7 +146,9 @@ def push_artifact(
     manifests: list[tuple[oci.Blob, str, str]] = []
     for tarball in tarballs:
         os_, arch = platform_of(tarball)
-        layer = oci.layer_blob(tarball.name, tarball.read_bytes())
+        data = tarball.read_bytes()
+        progress(f"uploading {tarball.name} ({len(data) / 2**20:.1f} MiB) for {os_}/{arch}")
+        layer = oci.layer_blob(tarball.name, data)
         _upload_blob(registry, container, layer)
         manifest = oci.image_manifest(config, layer)
         _put_manifest(registry, container, manifest, manifest.digest)
@@ -101,6 +156,7 @@ def push_artifact(
     if len({(o, a) for _, o, a in manifests}) != len(manifests):
         raise PushError("two tarballs for the same platform")
     index = oci.image_index(manifests)
+    progress(f"tagging {repo} as {', '.join(tags)}")
     for tag in tags:
         _put_manifest(registry, container, index, tag)
     return PushResult(

@@ -1,11 +1,16 @@
-"""file:// replay: audit events from JSON lines, a JSON EventList, or `aws logs filter-log-events` output."""
+"""file:// replay: audit events from JSON lines, a JSON EventList, or `aws logs filter-log-events` output,
+plain or gzip-compressed. Every skipped line is reported (the first ones each, then rate-limited), and
+the end of the file reports how many were skipped and why."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import time
+import zlib
+from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -14,6 +19,11 @@ from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources import Event
 from k8saudit_eks_py.sources.truncation import parse_rfc3339_ns
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_REPORTED_EACH = 20  # skipped lines reported one by one; later ones are rate-limited
+_NOT_AUDIT = "not audit events"
+_INVALID_JSON = "invalid JSON"
 
 
 def _is_audit_event(doc: Any) -> bool:
@@ -35,10 +45,16 @@ class ReplaySource:
         self._path = path
         try:
             self._size = os.path.getsize(path)
-            self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+            self._raw = open(path, "rb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise OpenError(f"cannot read replay file {path!r}: {exc.strerror}") from None
+        self._gzip = self._raw.read(2) == _GZIP_MAGIC
+        self._raw.seek(0)
+        self._file: IO[bytes] = (
+            gzip.GzipFile(fileobj=self._raw, mode="rb") if self._gzip else self._raw  # type: ignore[assignment]
+        )
         self._read = 0
+        self._skipped: Counter[str] = Counter()  # reason → lines
         self._counters = metrics.new_counters()
         self._events = self._generate()
         self._done = False
@@ -46,6 +62,17 @@ class ReplaySource:
 
     # -- formats -----------------------------------------------------------------------------------
     def _generate(self) -> Iterator[Event]:
+        try:
+            yield from self._formats()
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt .gz, a read error
+            log.error(f"{self._path}: cannot read further ({exc}); the events before were delivered")
+        if self._skipped:
+            total = sum(self._skipped.values())
+            reasons = self._skipped.most_common()
+            why = reasons[0][0] if len(reasons) == 1 else ", ".join(f"{n} {r}" for r, n in reasons)
+            log.warning(f"{self._path}: {total} line{'s' if total > 1 else ''} skipped: {why}")
+
+    def _formats(self) -> Iterator[Event]:
         first = self._file.readline()
         self._file.seek(0)
         try:
@@ -92,22 +119,26 @@ class ReplaySource:
             elif _is_audit_event(item):
                 yield _timestamp_ns(item), orjson.dumps(item)
             else:
-                self._malformed(where, "not an audit event")
+                self._malformed(where, _NOT_AUDIT, "not an audit event")
 
     def _one(self, text: bytes, where: str) -> Iterator[Event]:
         try:
             doc = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            self._malformed(where, f"invalid JSON ({exc})")
+            self._malformed(where, _INVALID_JSON, f"invalid JSON ({exc})")
             return
         if not _is_audit_event(doc):
-            self._malformed(where, "not an audit event (no auditID)")
+            self._malformed(where, _NOT_AUDIT, "not an audit event (no auditID)")
             return
         yield _timestamp_ns(doc), text
 
-    def _malformed(self, where: str, why: str) -> None:
+    def _malformed(self, where: str, reason: str, detail: str) -> None:
         self._counters[metrics.MALFORMED] += 1
-        log.warning(f"{self._path} {where}: skipped, {why}", key="replay-malformed")
+        self._skipped[reason] += 1
+        first_ones = sum(self._skipped.values()) <= _REPORTED_EACH
+        log.warning(
+            f"{self._path} {where}: skipped, {detail}", key=None if first_ones else "replay-malformed"
+        )
 
     # -- Source protocol ---------------------------------------------------------------------------
     def next_batch(self, max_events: int, timeout_s: float) -> tuple[list[Event], bool]:
@@ -126,7 +157,8 @@ class ReplaySource:
     def progress(self) -> tuple[int, str]:
         if self._done or self._size == 0:
             return 10000, f"{self._path}: done"
-        pct = min(10000, self._read * 10000 // self._size)
+        read = self._raw.tell() if self._gzip else self._read  # compressed bytes consumed for .gz
+        pct = min(10000, read * 10000 // self._size)
         return pct, f"{self._path}: {pct / 100:.2f}%"
 
     def metrics(self) -> dict[str, int | float]:
@@ -135,3 +167,4 @@ class ReplaySource:
     def close(self) -> None:
         self._done = True
         self._file.close()
+        self._raw.close()

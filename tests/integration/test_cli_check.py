@@ -249,3 +249,51 @@ def test_exit_status_when_a_local_endpoint_is_down() -> None:
     assert proc.returncode == 1
     assert "✗ AWS credentials: EndpointConnectionError" in proc.stdout
     assert "all checks passed" not in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["my cluster", "_x", "a/b", "x" * 101])
+def test_invalid_cluster_name_is_one_line_and_exit_2(server: MotoServer, name: str) -> None:
+    rc, out = check(server, name)
+    assert rc == 2
+    assert out.strip().splitlines() == [out.strip()] and "is not a valid EKS cluster name" in out
+
+
+def test_unknown_region_is_rejected_and_later_checks_could_not_run(server: MotoServer) -> None:
+    rc, out = check(server, "healthy", "--region", "mars-north-9")
+    assert rc == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("✗ AWS region: 'mars-north-9' is not an AWS region")
+    assert "- AWS credentials: needs a valid AWS region" in lines
+    assert lines[-1] == "1 check(s) failed, 6 could not run"
+
+
+def test_no_credentials_lists_the_checks_that_could_not_run(server: MotoServer) -> None:
+    env = dummy_environ()
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        env.pop(key)
+    rc, out = check(server, "healthy", env=env)
+    assert rc == 1
+    skipped = [line for line in out.splitlines() if line.startswith("- ")]
+    assert skipped == [
+        "- EKS audit logging enabled on cluster healthy: needs AWS credentials",
+        "- IAM logs:DescribeLogGroups: needs AWS credentials",
+        "- log group /aws/eks/healthy/cluster exists: needs AWS credentials",
+        "- IAM logs:FilterLogEvents: needs AWS credentials",
+        "- recent audit events (last 60 min): needs AWS credentials",
+    ]
+    assert out.splitlines()[-1] == "1 check(s) failed, 5 could not run"
+
+
+def test_ascii_output_when_stdout_is_not_utf8(server: MotoServer) -> None:
+    make_cluster(server, "plain")
+    env = dummy_environ()
+    env["PYTHONIOENCODING"] = "ascii"
+    rc, out = check(server, "plain", env=env)
+    assert rc == 0, out
+    assert out.splitlines()[0] == f"+ AWS region: {REGION}"
+    assert "Traceback" not in out and out.isascii()
+
+
+def test_window_must_be_positive(server: MotoServer) -> None:
+    rc, out = check(server, "healthy", "--window", "0")
+    assert rc == 2 and "--window: must be at least 1 second" in out

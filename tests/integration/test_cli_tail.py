@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,8 +212,10 @@ def test_progress_line_on_long_runs(library: Path, cloudwatch: MotoServer) -> No
 
 
 def test_ctrl_c_stops_cleanly(library: Path, cloudwatch: MotoServer) -> None:
-    """SIGINT while next_batch waits on an idle cluster: the stream is closed and the exit status is 0."""
+    """SIGINT while next_batch waits on an idle cluster: the stream is closed and the exit status is 0.
+    Without PYTHONUNBUFFERED, so stdout is a block-buffered pipe: tail must flush each batch itself."""
     env = dummy_environ()
+    env.pop("PYTHONUNBUFFERED", None)
     env["PYTHONPATH"] = str(ROOT)
     args = ["--region", "us-east-1", "--endpoint-url", cloudwatch.url, "--since", "10m"]
     proc = subprocess.Popen(
@@ -222,7 +226,12 @@ def test_ctrl_c_stops_cleanly(library: Path, cloudwatch: MotoServer) -> None:
         env=env,
     )
     assert proc.stdout is not None
-    lines = [proc.stdout.readline().strip() for _ in range(5)]  # all 5 events, then it idles
+    watchdog = threading.Timer(60, proc.kill)  # a missing flush would block readline forever
+    watchdog.start()
+    try:
+        lines = [proc.stdout.readline().strip() for _ in range(5)]  # all 5 events, then it idles
+    finally:
+        watchdog.cancel()
     assert sorted(lines) == [f"a-{i}" for i in range(5)]
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
@@ -231,3 +240,101 @@ def test_ctrl_c_stops_cleanly(library: Path, cloudwatch: MotoServer) -> None:
     assert out == ""
     assert "Traceback" not in err
     assert "closed after" in err  # the plugin's close ran (close → destroy), not a killed process
+
+
+def test_gzip_replay_gives_the_same_events(library: Path, replay: Path, tmp_path: Path) -> None:
+    packed = tmp_path / "audit.jsonl.gz"
+    packed.write_bytes(gzip.compress(replay.read_bytes()))
+    plain, compressed = tail(f"file://{replay}", "-o", "json"), tail(f"file://{packed}", "-o", "json")
+    assert compressed.returncode == 0, compressed.stderr
+    assert compressed.stdout == plain.stdout and len(compressed.stdout.splitlines()) == 3
+
+
+def test_corrupt_gzip_keeps_the_events_before_and_says_so(
+    library: Path, replay: Path, tmp_path: Path
+) -> None:
+    packed = gzip.compress(replay.read_bytes() * 200)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    proc = tail(f"file://{cut}", "-o", "%ka.auditid")
+    assert proc.returncode == 0, proc.stderr
+    assert 0 < len(proc.stdout.splitlines()) < 600
+    assert "cannot read further" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "summary"),
+    [
+        (b'{"a": 1}\n[1, 2]\n{"kind": "Event"}\n', "3 lines skipped: not audit events"),
+        (b"not json\n{broken\n", "2 lines skipped: invalid JSON"),
+        (b'{"a": 1}\nnope\n', "2 lines skipped: 1 not audit events, 1 invalid JSON"),
+        (bytes(range(256)) * 40, "skipped: invalid JSON"),
+    ],
+    ids=["not-audit", "not-json", "mixed", "random-bytes"],
+)
+def test_unusable_replay_reports_each_line_and_fails(
+    library: Path, tmp_path: Path, content: bytes, summary: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    proc = tail(f"file://{path}")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert summary in proc.stderr
+    assert "error:" in proc.stderr and "no audit event delivered" in proc.stderr
+    reported = [line for line in proc.stderr.splitlines() if ": skipped, " in line]
+    lines = len(content.splitlines())
+    # Every line up to 20, then one line per 30 s (with the count of those held back).
+    assert len(reported) == (lines if lines <= 20 else 21)
+
+
+def test_many_bad_lines_are_rate_limited_with_a_final_count(
+    library: Path, replay: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"garbage\n" * 500 + replay.read_bytes())
+    proc = tail(f"file://{path}")
+    assert proc.returncode == 0, proc.stderr  # the usable events were delivered
+    assert len(proc.stdout.splitlines()) == 3
+    reported = [line for line in proc.stderr.splitlines() if ": skipped, " in line]
+    assert len(reported) == 21
+    assert "500 lines skipped: invalid JSON" in proc.stderr
+
+
+def test_empty_replay_fails_with_a_reason(library: Path, tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    proc = tail(f"file://{path}")
+    assert proc.returncode == 1
+    assert "no audit event delivered: the file holds none" in proc.stderr
+
+
+def test_bare_path_suggests_file_url(library: Path, replay: Path) -> None:
+    proc = tail(str(replay))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {str(replay)!r} is not a cluster name; to replay a file write file://{replay}"
+    ]
+
+
+def test_open_error_is_printed_once(library: Path, tmp_path: Path) -> None:
+    proc = tail(f"file://{tmp_path}/missing.jsonl")
+    assert proc.returncode == 1
+    assert proc.stderr.count("missing.jsonl") == 1, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "0"], "--count: must be 1 or more, got 0"),
+        (["--count", "-1"], "--count: must be 1 or more, got -1"),
+        (["--count", "x"], "--count: not a whole number: 'x'"),
+        (["--progress-interval", "-1"], "--progress-interval: must be 0 or more, got -1"),
+        (["--duration", "0"], "--duration: must be at least 1 second"),
+        (["--since=-5m"], "--since: not a duration"),
+    ],
+)
+def test_numeric_flags_reject_nonsense(library: Path, replay: Path, args: list[str], message: str) -> None:
+    proc = tail(f"file://{replay}", *args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert message in proc.stderr and "Traceback" not in proc.stderr

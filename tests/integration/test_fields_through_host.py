@@ -1,6 +1,7 @@
 """Field parity through the real library and the C host: every request of field-requests.txt on every
-event of audit-events-dev.jsonl, one extract_fields call per request as Falco makes them, equals the Go
-plugin's golden values. Run with both argument conventions (Falco ≤ 0.42 and ≥ 0.43)."""
+event of both reference sets (audit-events-dev*.jsonl), one extract_fields call per request as Falco
+makes them, equals the Go plugin's golden values. Run with both argument conventions (Falco ≤ 0.42
+and ≥ 0.43)."""
 
 from __future__ import annotations
 
@@ -10,28 +11,34 @@ from pathlib import Path
 import pytest
 
 from tests.support.host import Host
+from tests.support.reference import EVENT_SETS
 
 
-def _golden(reference_dir: Path) -> tuple[list[str], list[dict[str, object]]]:
+def _golden(reference_dir: Path, name: str) -> tuple[list[str], list[dict[str, object]]]:
     requests = [r for r in (reference_dir / "field-requests.txt").read_text().splitlines() if r]
-    golden = [json.loads(line) for line in (reference_dir / "golden-dev.jsonl").read_text().splitlines()]
+    golden = [json.loads(line) for line in (reference_dir / name).read_text().splitlines()]
     return requests, golden
 
 
+@pytest.mark.parametrize(
+    ("events_name", "golden_name", "count"), [(*EVENT_SETS[0], 400), (*EVENT_SETS[1], 1300)]
+)
 @pytest.mark.parametrize("falco_args", [[], ["--falco-0.42"]], ids=["falco-0.43+", "falco-0.35-0.42"])
-def test_all_values_equal_the_go_plugin(host: Host, reference_dir: Path, falco_args: list[str]) -> None:
-    requests, golden = _golden(reference_dir)
+def test_all_values_equal_the_go_plugin(
+    host: Host, reference_dir: Path, falco_args: list[str], events_name: str, golden_name: str, count: int
+) -> None:
+    requests, golden = _golden(reference_dir, golden_name)
     result = host.run(
         "extract",
         "--events",
-        str(reference_dir / "audit-events-dev.jsonl"),
+        str(reference_dir / events_name),
         "--requests",
         str(reference_dir / "field-requests.txt"),
         *falco_args,
         check=True,
     )
     events = result.events
-    assert len(events) == len(golden) == 400
+    assert len(events) == len(golden) == count
     assert result.summary["extract_failures"] == 0
     mismatches = []
     compared = 0
@@ -40,7 +47,7 @@ def test_all_values_equal_the_go_plugin(host: Host, reference_dir: Path, falco_a
             compared += 1
             if expected[request] != value:
                 mismatches.append((expected["n"], request, expected[request], value))
-    assert compared == 400 * 117
+    assert compared == count * 117
     assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[:5]}"
 
 

@@ -1,6 +1,6 @@
 """Loaders for the field-parity reference data (shared by the pure-Python and the C-level golden tests).
 
-Reference layout (see shared/reference/README.md): ``field-requests.txt`` (one request a line,
+Reference layout (see tests/data/reference/README.md): ``field-requests.txt`` (one request a line,
 ``name`` or ``name[arg]``), ``audit-events-dev.jsonl`` (one event a line) and ``golden-dev.jsonl``
 (line n: ``{"n": n, "<request>": null | [strings], ...}`` for event n).
 """
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k8saudit_eks_py.fields.catalog import FIELD_IDS
-
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+from tests.support.reference import REFERENCE, read_bytes
 
 Expected = list[str] | None
 
@@ -35,21 +34,21 @@ def parse_request(text: str) -> Request:
 
 
 def load_requests(reference: Path = REFERENCE) -> list[Request]:
-    lines = (reference / "field-requests.txt").read_text(encoding="utf-8").splitlines()
+    lines = read_bytes("field-requests.txt", reference).decode().splitlines()
     return [parse_request(line.strip()) for line in lines if line.strip()]
 
 
 def load_stock_requests(reference: Path = REFERENCE) -> list[Request]:
-    lines = (reference / "stock-rules-fields.txt").read_text(encoding="utf-8").splitlines()
+    lines = read_bytes("stock-rules-fields.txt", reference).decode().splitlines()
     return [parse_request(line.strip()) for line in lines if line.strip()]
 
 
 def load_events(reference: Path = REFERENCE, name: str = "audit-events-dev.jsonl") -> list[bytes]:
-    return [line for line in (reference / name).read_bytes().split(b"\n") if line]
+    return [line for line in read_bytes(name, reference).split(b"\n") if line]
 
 
 def load_golden(reference: Path = REFERENCE, name: str = "golden-dev.jsonl") -> list[dict[str, Expected]]:
-    return [json.loads(line) for line in (reference / name).read_text(encoding="utf-8").splitlines() if line]
+    return [json.loads(line) for line in read_bytes(name, reference).decode().splitlines() if line]
 
 
 def normalise(value: object) -> Expected:

@@ -10,10 +10,11 @@ import pytest
 
 from k8saudit_eks_py.cli import build_parser, main
 from k8saudit_eks_py.cli.fields import rows
-from k8saudit_eks_py.cli.format import DEFAULT_FORMAT, FormatError, Formatter, render_value
-from k8saudit_eks_py.cli.runner import Progress
-from k8saudit_eks_py.cli.tail import build_config, parse_duration
+from k8saudit_eks_py.cli.options import parse_duration
+from k8saudit_eks_py.cli.tail import build_config
+from k8saudit_eks_py.event_loop import Progress
 from k8saudit_eks_py.host import FieldInfo, _api_compatible
+from k8saudit_eks_py.output_format import DEFAULT_FORMAT, FormatError, Formatter, render_value
 
 
 def _field(
@@ -59,7 +60,7 @@ def test_every_subcommand_is_wired() -> None:
         args = parser.parse_args(argv)
         assert callable(args.func), argv
     with pytest.raises(SystemExit) as exc:
-        parser.parse_args([])
+        main([])
     assert exc.value.code == 2
 
 
@@ -193,3 +194,71 @@ def test_fields_command_prints_every_field(capsys: pytest.CaptureFixture[str]) -
     assert out[-1].startswith("100 fields")
     assert main(["fields", "--json"]) == 0
     assert len(orjson.loads(capsys.readouterr().out)) == 100
+
+
+def test_unknown_option_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --bogus" in err and "required" not in err
+
+
+def test_missing_command_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    assert (
+        "a COMMAND is required: demo, check, tail, fields, library-path, package" in capsys.readouterr().err
+    )
+
+
+def _help(*argv: str) -> str:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[argv[0]].format_help() if argv else parser.format_help()
+
+
+def test_every_command_has_a_description() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        assert command.description and len(command.description) > 40, name
+
+
+def test_tail_help_names_its_argument_as_the_usage_line_does() -> None:
+    text = _help("tail")
+    assert "TARGET" not in text
+    assert "CLUSTER|file://PATH" in text.split("\n\n")[0]  # usage line
+    assert "CLUSTER is an EKS cluster name" in " ".join(text.split())
+
+
+@pytest.mark.parametrize(
+    ("command", "option"), [("tail", "--since"), ("tail", "--duration"), ("check", "--window")]
+)
+def test_time_options_show_their_format(command: str, option: str) -> None:
+    text = " ".join(_help(command).split())
+    assert f"{option} TIME" in text
+    assert "TIME like 90s, 15m, 2h or 1d" in text.rsplit(f"{option} TIME", 1)[1].split(" --", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["tail", "c", "--count", "0"], "must be 1 or more"),
+        (["tail", "c", "--count", "-1"], "must be 1 or more"),
+        (["tail", "c", "--progress-interval", "-2"], "must be 0 or more"),
+        (["tail", "c", "--progress-interval", "nan"], "not a finite number"),
+        (["tail", "c", "--duration", "0s"], "must be at least 1 second"),
+        (["demo", "--timeout", "-1"], "must be greater than 0"),
+        (["demo", "--timeout", "0"], "must be greater than 0"),
+        (["check", "c", "--window", "0"], "must be at least 1 second"),
+    ],
+)
+def test_numeric_flags_reject_nonsense(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

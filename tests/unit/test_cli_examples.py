@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 
 from k8saudit_eks_py import LIBRARY_NAME, PLUGIN_NAME, __version__
-from k8saudit_eks_py.cli.format import DEFAULT_FORMAT
 from k8saudit_eks_py.config import init_schema
+from k8saudit_eks_py.output_format import DEFAULT_FORMAT
 from k8saudit_eks_py.preflight import iam_policy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import boto3
 from botocore.stub import Stubber
 
-from k8saudit_eks_py.cli.check import format_results
-from k8saudit_eks_py.preflight import FAIL, PASS, SKIP, WARN, Options, run_checks
+from k8saudit_eks_py.cli.check import ASCII_MARKS, format_results
+from k8saudit_eks_py.preflight import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    CheckResult,
+    Options,
+    enable_audit_command,
+    run_checks,
+)
 
 NOW = 1_800_000_000.0
 GROUP = "/aws/eks/prod/cluster"
@@ -189,15 +199,76 @@ def test_bad_credentials_stop_early() -> None:
     s = StubbedSession()
     s.stubs["sts"].add_client_error("get_caller_identity", "ExpiredToken", "The security token expired", 403)
     results = run_checks(Options(cluster="prod"), session_factory=lambda **_: s, clock=lambda: NOW)
-    assert [(r.name, r.status) for r in results] == [("AWS region", PASS), ("AWS credentials", FAIL)]
+    assert [(r.name, r.status) for r in results] == [
+        ("AWS region", PASS),
+        ("AWS credentials", FAIL),
+        *LATER_CHECKS,
+    ]
     assert "refresh or replace" in results[1].fix
+    assert {r.detail for r in results[2:]} == {"needs AWS credentials"}
+    assert format_results(results).splitlines()[-1] == "1 check(s) failed, 5 could not run"
 
 
 def test_no_region() -> None:
     s = StubbedSession(region="")
     results = run_checks(Options(cluster="prod"), session_factory=lambda **_: s, clock=lambda: NOW)
-    assert [(r.name, r.status) for r in results] == [("AWS region", FAIL)]
+    assert [(r.name, r.status) for r in results] == [
+        ("AWS region", FAIL),
+        ("AWS credentials", SKIP),
+        *LATER_CHECKS,
+    ]
     assert "--region" in results[0].fix
+
+
+LATER_CHECKS = [
+    ("EKS audit logging enabled on cluster prod", SKIP),
+    ("IAM logs:DescribeLogGroups", SKIP),
+    (f"log group {GROUP} exists", SKIP),
+    ("IAM logs:FilterLogEvents", SKIP),
+    ("recent audit events (last 60 min)", SKIP),
+]
+
+
+def test_unknown_region_fails_and_the_rest_could_not_run() -> None:
+    s = StubbedSession(region="mars-north-9")
+    results = run_checks(Options(cluster="prod"), session_factory=lambda **_: s, clock=lambda: NOW)
+    assert [(r.name, r.status) for r in results] == [
+        ("AWS region", FAIL),
+        ("AWS credentials", SKIP),
+        *LATER_CHECKS,
+    ]
+    assert results[0].detail.startswith("'mars-north-9' is not an AWS region")
+    s = StubbedSession(region="euwest-1")
+    results = run_checks(Options(cluster="prod"), session_factory=lambda **_: s, clock=lambda: NOW)
+    assert results[0].status == FAIL and "did you mean eu-west-1?" in results[0].detail
+
+
+def test_a_region_newer_than_botocore_only_warns() -> None:
+    s = StubbedSession(region="eu-west-9")  # shaped like an aws-partition region, not (yet) in the list
+    identity(s.stubs["sts"])
+    cluster(s.stubs["eks"], ["audit"])
+    groups(s.stubs["logs"], [GROUP])
+    filter_page(s.stubs["logs"], [AUDIT])
+    results = run_checks(Options(cluster="prod"), session_factory=lambda **_: s, clock=lambda: NOW)
+    assert (results[0].status, results[1].status) == (WARN, PASS)
+    assert "upgrade boto3" in results[0].detail
+
+
+def test_fix_commands_are_quoted_for_the_shell() -> None:
+    command = enable_audit_command("prod", "eu-west-1")
+    assert command == (
+        "aws eks update-cluster-config --name prod --region eu-west-1 "
+        """--logging '{"clusterLogging":[{"types":["audit"],"enabled":true}]}'"""
+    )
+    odd = enable_audit_command("a b;rm -rf ~", "eu-west-1")
+    assert shlex.split(odd)[4] == "a b;rm -rf ~"
+
+
+def test_ascii_marks_when_the_output_cannot_show_check_marks() -> None:
+    results = [CheckResult("AWS region", PASS, "eu-west-1"), CheckResult("AWS credentials", FAIL, "none")]
+    text = format_results(results, ASCII_MARKS)
+    assert text.splitlines()[:2] == ["+ AWS region: eu-west-1", "x AWS credentials: none"]
+    text.encode("ascii")
 
 
 def test_xml_error_bodies_are_understood() -> None:

@@ -86,8 +86,10 @@ def run(
     stop: threading.Event | None = None,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
+    after_batch: Callable[[], None] = lambda: None,
 ) -> RunResult:
-    """Read like Falco: TIMEOUT → call next_batch again; each event is handled before the next read."""
+    """Read like Falco: TIMEOUT → call next_batch again; each event is handled before the next read.
+    `after_batch` runs once the events of a batch are handled (flush output before waiting again)."""
     result = RunResult()
     stop = stop or threading.Event()
     while True:
@@ -103,6 +105,8 @@ def run(
             result.events += 1
             if count is not None and result.events >= count:
                 return result
+        if batch:
+            after_batch()
         if rc == EOF:
             result.eof = True
             return result

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from k8saudit_eks_py.host import Event, FieldInfo, HostError, State, Value
 
-__all__ = ["DEFAULT_FORMAT", "NA", "FormatError", "Formatter", "render_value"]
+__all__ = ["DEFAULT_FORMAT", "JSON_OUTPUT", "NA", "FormatError", "Formatter", "event_line", "render_value"]
 
 # The Dummy rule's output, which is also what `tail` and `demo` print by default.
 DEFAULT_FORMAT = (
@@ -16,6 +16,7 @@ DEFAULT_FORMAT = (
     "target.namespace=%ka.target.namespace resource=%ka.target.resource"
 )
 NA = "<NA>"  # what Falco prints for a field without a value
+JSON_OUTPUT = "json"  # the -o value that prints each event's audit JSON instead of a format
 
 _TOKEN = re.compile(r"%([A-Za-z_][A-Za-z0-9_.]*)(\[([^\]]*)\])?")
 # Host-side fields (libsinsp's evt.* for plugin events) the tail/demo formats may use.
@@ -128,3 +129,10 @@ class Formatter:
 
     def render(self, state: State, event: Event) -> str:
         return "".join(p if isinstance(p, str) else self._one(state, event, p) for p in self.parts)
+
+
+def event_line(formatter: Formatter | None, state: State, event: Event) -> str:
+    """One output line: the event rendered in the format, or its audit JSON when formatter is None."""
+    if formatter is None:
+        return event.payload.decode("utf-8", "replace")
+    return formatter.render(state, event)

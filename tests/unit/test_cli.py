@@ -229,7 +229,7 @@ def test_every_command_has_a_description() -> None:
 def test_tail_help_names_its_argument_as_the_usage_line_does() -> None:
     text = _help("tail")
     assert "TARGET" not in text
-    assert "CLUSTER|file://PATH" in text.split("\n\n")[0]  # usage line
+    assert "CLUSTER|kinesis://STREAM|file://PATH" in text.split("\n\n")[0]  # usage line
     assert "CLUSTER is an EKS cluster name" in " ".join(text.split())
 
 

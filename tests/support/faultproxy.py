@@ -3,7 +3,8 @@
 Faults apply to FilterLogEvents only, drawn per request from a seeded RNG: ThrottlingException, 5xx,
 connection resets, slow answers, empty pages that still carry a nextToken (the proxy's own token, mapped back
 to the real one on the next call), 200 answers cut short, and ExpiredTokenException once an access key has
-been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName, which moto lacks.
+been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName in every CloudWatch Logs
+call, which moto lacks.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 import orjson
 
-FILTER = "Logs_20140328.FilterLogEvents"
+_LOGS = "Logs_20140328."
+FILTER = _LOGS + "FilterLogEvents"
 _EMPTY_PREFIX = "faultproxy-empty:"
 _AKID = re.compile(r"Credential=([A-Z0-9]+)/")
 
@@ -60,6 +62,15 @@ class Stats:
                 lo += 1
             best = max(best, hi - lo + 1)
         return best
+
+
+def _by_name(request: dict[str, Any]) -> dict[str, Any]:
+    """logGroupIdentifier (an ARN) → logGroupName: moto's FilterLogEvents lacks it, and its
+    DescribeLogStreams resolves an ARN to whichever group it saw last."""
+    if "logGroupIdentifier" in request:
+        ident = request.pop("logGroupIdentifier")
+        request["logGroupName"] = ident.split(":log-group:", 1)[-1] if ident.startswith("arn:") else ident
+    return request
 
 
 class FaultProxy:
@@ -116,6 +127,8 @@ class FaultProxy:
         with self._lock:
             self.stats.requests += 1
         if target != FILTER:
+            if target.startswith(_LOGS) and body:
+                body = orjson.dumps(_by_name(orjson.loads(body)))
             self._forward(h, body)
             return
         request = orjson.loads(body or b"{}")
@@ -163,9 +176,7 @@ class FaultProxy:
                 "nextToken": _EMPTY_PREFIX + (request.get("nextToken") or ""),
             }
             return self._raw(h, 200, orjson.dumps(page), "application/x-amz-json-1.1")
-        if "logGroupIdentifier" in request:  # moto only knows logGroupName
-            ident = request.pop("logGroupIdentifier")
-            request["logGroupName"] = ident.split(":log-group:", 1)[-1] if ident.startswith("arn:") else ident
+        request = _by_name(request)
         cut = self._draw(f.cut_200)
         self._forward(h, orjson.dumps(request), cut=cut)
         return None

@@ -3,8 +3,9 @@
 Every check makes the call the plugin (or an operator) would make and maps the answer to a result:
 region, credentials (sts:GetCallerIdentity), the optional assumed role, audit logging enabled
 (eks:DescribeCluster; AccessDenied there only warns), logs:DescribeLogGroups and the log group,
-logs:DescribeLogStreams, logs:FilterLogEvents and recent audit events. CloudWatch calls go to `endpoint_url` when given (as in the
-plugin); STS and EKS use boto3's normal endpoint resolution (AWS_ENDPOINT_URL_STS, _EKS, AWS_ENDPOINT_URL).
+logs:DescribeLogStreams, logs:FilterLogEvents and recent audit events. CloudWatch calls go to
+`endpoint_url` when given (as in the plugin); STS and EKS use boto3's normal endpoint resolution
+(AWS_ENDPOINT_URL_STS, _EKS, AWS_ENDPOINT_URL).
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ class StreamPosition:
     done_ts: int | None = None  # newest delivered timestamp
     done_ids: list[str] = field(default_factory=list)  # eventIds delivered at exactly done_ts
     queued: int = 0  # events read and not yet delivered
+    prune_at: int = 4096  # size of `seen` that triggers forgetting the ids before floor
     found_front: int = 0  # the group's front when this stream was found (for the checkpoint's front)
 
 
@@ -180,8 +181,9 @@ class GroupPositions:
             floor = ts_ms - self.params.overlap_ms
             if floor > s.floor:
                 s.floor = floor
-                if len(s.seen) > 4096:
+                if len(s.seen) > s.prune_at:  # amortised: a dense backlog does not prune per event
                     s.seen = {e: t for e, t in s.seen.items() if t >= floor}
+                    s.prune_at = max(4096, 2 * len(s.seen))
         return True
 
     def finished(self, read: Read, found: Mapping[str, int]) -> None:

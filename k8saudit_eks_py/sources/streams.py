@@ -71,6 +71,7 @@ class StreamPosition:
     done_ids: list[str] = field(default_factory=list)  # eventIds delivered at exactly done_ts
     queued: int = 0  # events read and not yet delivered
     prune_at: int = 4096  # size of `seen` that triggers forgetting the ids before floor
+    dormant: bool = False  # listed with a last event older than retire_ms: read only once it moves
     found_front: int = 0  # the group's front when this stream was found (for the checkpoint's front)
 
 
@@ -117,7 +118,12 @@ class GroupPositions:
         """A stream DescribeLogStreams listed (with its lastEventTimestamp when known)."""
         s = self.streams.get(name)
         if s is None:
-            self.streams[name] = StreamPosition(name, found_front=self.front)
+            # Streams of API servers long gone stay listed forever: reading them would cost a call per
+            # idle period each. lastEventTimestamp lags by up to about an hour, far less than retire_ms.
+            dormant = last_event_ms is not None and last_event_ms < self.front - self.params.retire_ms
+            self.streams[name] = StreamPosition(
+                name, moved=not dormant, found_front=self.front, dormant=dormant
+            )
         elif last_event_ms is not None and (
             last_event_ms > s.pos if s.pos is not None else last_event_ms >= self.new_floor()
         ):
@@ -131,7 +137,7 @@ class GroupPositions:
             del self.streams[name]
 
     def _retired(self, s: StreamPosition, now_ms: int) -> bool:
-        return not s.moved and self.floor_of(s) < now_ms - self.params.retire_ms
+        return not s.moved and (s.dormant or self.floor_of(s) < now_ms - self.params.retire_ms)
 
     def plan(self, now_ms: int) -> list[Read]:
         """The reads of one poll. Streams that may have something new are read every poll; the others

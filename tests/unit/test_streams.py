@@ -119,6 +119,17 @@ def test_quiet_streams_are_read_every_idle_period_or_when_listed_as_moved() -> N
     assert [r.names for r in g2.plan(NOW + 15_000)] == [("quiet",)]  # the idle period is the safety net
 
 
+def test_streams_listed_with_a_long_past_last_event_are_read_only_once_they_move() -> None:
+    g = fresh()
+    g.followed(NOW)
+    g.found("gone", last_event_ms=NOW - PARAMS.retire_ms - 1)  # an API server replaced long ago
+    g.found("live", last_event_ms=NOW - 1_000)
+    assert [r.names for r in g.plan(NOW + 1)] == [("live",)]
+    assert [r.names for r in g.plan(NOW + PARAMS.idle_every_ms + 2)] == [("live",)]
+    g.found("gone", last_event_ms=NOW + 5)
+    assert "gone" in {n for r in g.plan(NOW + PARAMS.idle_every_ms + 3) for n in r.names}
+
+
 def test_at_most_100_names_per_read() -> None:
     g = fresh()
     for i in range(250):

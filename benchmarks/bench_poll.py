@@ -16,6 +16,7 @@ checkpoint size:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -31,6 +32,7 @@ from k8saudit_eks_py import library_path
 from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.cloudwatch import Tuning, open_cloudwatch
+from k8saudit_eks_py.sources.streams import ReadParams
 from tests.support.host import Host, build_host
 from tests.support.moto_server import (
     audit_event,
@@ -134,7 +136,9 @@ def page_limit(event_bytes: float) -> int:
     return max(1, int(PAGE_BYTES // (event_bytes + 26)))
 
 
-def steady(url: str, client: object, rate: int, seconds: float, lookback: int, polling: int) -> None:
+def steady(
+    url: str, client: object, rate: int, seconds: float, lookback: int, polling: int, overlap_ms: int | None
+) -> None:
     """A writer at `rate` events/s over 3 streams; the source follows at the given lookback/polling."""
     cluster = f"steady-{rate}-{int(time.time())}"
     group = f"/aws/eks/{cluster}/cluster"
@@ -175,7 +179,10 @@ def steady(url: str, client: object, rate: int, seconds: float, lookback: int, p
             )
         )
         clear_memory()
-        source = open_cloudwatch(cluster, config, tuning=Tuning(page_limit=page_limit(size)))
+        reads = ReadParams.derive(lookback, polling)
+        if overlap_ms is not None:
+            reads = dataclasses.replace(reads, overlap_ms=overlap_ms)
+        source = open_cloudwatch(cluster, config, tuning=Tuning(page_limit=page_limit(size), reads=reads))
         thread = threading.Thread(target=writer, daemon=True)
         thread.start()
         got: set[str] = set()
@@ -209,7 +216,7 @@ def steady(url: str, client: object, rate: int, seconds: float, lookback: int, p
     p99 = lags[int(len(lags) * 0.99)] if lags else float("nan")
     print(
         f"steady {rate} events/s x {seconds:.0f}s of {size} bytes, 3 streams, lookback {lookback}s, "
-        f"polling {polling}s, page limit {page_limit(size)}:\n"
+        f"polling {polling}s, overlap {reads.overlap_ms}ms, page limit {page_limit(size)}:\n"
         f"  delivered {delivered}/{written[0]} (lost {written[0] - len(got)}, duplicated {dups}), "
         f"read amplification {read / max(delivered, 1):.3f}\n"
         f"  API calls {calls}: {1000 * calls / max(delivered, 1):.2f} per 1,000 events, "
@@ -231,6 +238,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=660.0, help="steady-state run length")
     ap.add_argument("--lookback", type=int, default=600, help="steady-state lookback (default: plugin's)")
     ap.add_argument("--polling", type=int, default=5, help="steady-state polling_interval")
+    ap.add_argument("--overlap-ms", type=int, default=None, help="steady-state per-stream overlap")
     args = ap.parse_args()
     os.environ.clear()
     os.environ.update(dummy_environ())
@@ -239,7 +247,7 @@ def main() -> None:
         client = logs_client(server.url)
         if args.steady:
             for rate in (int(r) for r in args.steady.split(",")):
-                steady(server.url, client, rate, args.seconds, args.lookback, args.polling)
+                steady(server.url, client, rate, args.seconds, args.lookback, args.polling, args.overlap_ms)
             return
         group = "/aws/eks/bench/cluster"
         create_group(client, group, [STREAM])

@@ -180,6 +180,7 @@ class GroupPositions:
             return False
         s.seen[event_id] = ts_ms
         s.moved = True
+        s.dormant = False  # it came back: from now on a quiet stream like the others
         if s.pos is None or ts_ms > s.pos:
             if s.pos is None:
                 s.floor = self.new_floor()

@@ -44,7 +44,7 @@ class ReadParams:
         poll = int(max(polling_interval_s, 1) * 1000)
         return ReadParams(
             lookback_ms=lookback,
-            overlap_ms=1_000,
+            overlap_ms=500,
             together_ms=500,
             idle_every_ms=3 * poll,
             retire_ms=max(3_600_000, 2 * lookback),

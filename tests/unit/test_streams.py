@@ -204,6 +204,6 @@ def test_invalid_states_are_refused() -> None:
 def test_derived_defaults() -> None:
     p = ReadParams.derive(600, 5)
     assert p == ReadParams(
-        lookback_ms=600_000, overlap_ms=1_000, together_ms=500, idle_every_ms=15_000, retire_ms=3_600_000
+        lookback_ms=600_000, overlap_ms=500, together_ms=500, idle_every_ms=15_000, retire_ms=3_600_000
     )
     assert ReadParams.derive(0, 0).idle_every_ms == 3_000

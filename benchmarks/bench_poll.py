@@ -3,11 +3,20 @@ rate in the same run, and put → next_batch latency at default settings. Prints
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py [--events 30000] [--pad 800] [--latency 10]
         [--backlog 0 --backlog-pad 10240]   # --backlog 100000: peak RSS while reading a 10 KB-event backlog
+
+Steady state (`--steady RATE[,RATE...]`): a writer puts RATE events/s of ~1.5 KB spread over 3 streams for
+`--seconds`, the source follows at the default configuration (`--lookback`/`--polling` to shorten) with pages
+capped at 1 MB as CloudWatch caps them (limit derived from the event size), and the run prints read
+amplification (events read / delivered), API calls per 1,000 events and per second, delivery lag and the
+checkpoint size:
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py --steady 100,1000 --seconds 660
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -20,9 +29,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from k8saudit_eks_py import library_path
-from k8saudit_eks_py.checkpoint import clear_memory
+from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
-from k8saudit_eks_py.sources.cloudwatch import open_cloudwatch
+from k8saudit_eks_py.sources.cloudwatch import Tuning, open_cloudwatch
+from k8saudit_eks_py.sources.streams import ReadParams
 from tests.support.host import Host, build_host
 from tests.support.moto_server import (
     audit_event,
@@ -118,6 +128,105 @@ def latency(url: str, client: object, cluster: str, group: str, count: int) -> l
     return seen
 
 
+PAGE_BYTES = 1_048_576  # CloudWatch returns at most 1 MB of events per page
+
+
+def page_limit(event_bytes: float) -> int:
+    """Events per page at most, as CloudWatch sizes them (message + 26 bytes of overhead each)."""
+    return max(1, int(PAGE_BYTES // (event_bytes + 26)))
+
+
+def steady(
+    url: str, client: object, rate: int, seconds: float, lookback: int, polling: int, overlap_ms: int | None
+) -> None:
+    """A writer at `rate` events/s over 3 streams; the source follows at the given lookback/polling."""
+    cluster = f"steady-{rate}-{int(time.time())}"
+    group = f"/aws/eks/{cluster}/cluster"
+    streams = [f"kube-apiserver-audit-{n:032x}" for n in range(3)]
+    create_group(client, group, streams)
+    pad = 1_500 - len(audit_event(0, 0))
+    size = len(audit_event(0, 0, pad=pad))
+    stop = threading.Event()
+    written = [0]
+    put_ms: dict[int, int] = {}
+
+    def writer() -> None:
+        n, tick, began = 0, 0.25, time.monotonic()
+        while not stop.is_set() and time.monotonic() - began < seconds:
+            due = int((time.monotonic() - began) * rate)
+            now = int(time.time() * 1000)
+            per_stream: list[list[tuple[int, str]]] = [[] for _ in streams]
+            for i in range(n, due):
+                per_stream[i % 3].append((now, audit_event(i, now, pad=pad)))
+                put_ms[i] = now
+            for stream, events in zip(streams, per_stream, strict=True):
+                if events:
+                    put_events(client, group, stream, events)
+            n = due
+            written[0] = n
+            stop.wait(tick)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = os.path.join(tmp, "cp.json")
+        config = parse_config(
+            json.dumps(
+                {
+                    "endpoint_url": url,
+                    "lookback": lookback,
+                    "polling_interval": polling,
+                    "checkpoint_file": checkpoint,
+                }
+            )
+        )
+        clear_memory()
+        reads = ReadParams.derive(lookback, polling)
+        if overlap_ms is not None:
+            reads = dataclasses.replace(reads, overlap_ms=overlap_ms)
+        source = open_cloudwatch(cluster, config, tuning=Tuning(page_limit=page_limit(size), reads=reads))
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        got: set[str] = set()
+        dups = 0
+        lags: list[float] = []
+        began = time.monotonic()
+        try:
+            while time.monotonic() - began < seconds + 30 and (thread.is_alive() or len(got) < written[0]):
+                batch, _ = source.next_batch(512, 0.5)
+                now = time.time() * 1000
+                for audit_id in audit_ids(batch):
+                    if audit_id in got:
+                        dups += 1
+                    got.add(audit_id)
+                    n = int(audit_id[2:])
+                    if time.monotonic() - began > 2 * polling + 10 and n in put_ms:
+                        lags.append((now - put_ms[n]) / 1000)
+            metrics = source.metrics()
+        finally:
+            stop.set()
+            thread.join()
+            source.close()
+        ckpt = sum(os.path.getsize(p) for p in (checkpoint, checkpoint + ".journal") if os.path.exists(p))
+    elapsed = time.monotonic() - began
+    delivered = int(metrics["events"])
+    read = int(metrics.get("events_read") or delivered + metrics["duplicates_suppressed"])
+    calls = int(metrics["api_calls"])
+    per_op = {k[len("api_calls_") :]: int(v) for k, v in metrics.items() if k.startswith("api_calls_") and v}
+    lags.sort()
+    p50 = lags[len(lags) // 2] if lags else float("nan")
+    p99 = lags[int(len(lags) * 0.99)] if lags else float("nan")
+    print(
+        f"steady {rate} events/s x {seconds:.0f}s of {size} bytes, 3 streams, lookback {lookback}s, "
+        f"polling {polling}s, overlap {reads.overlap_ms}ms, page limit {page_limit(size)}:\n"
+        f"  delivered {delivered}/{written[0]} (lost {written[0] - len(got)}, duplicated {dups}), "
+        f"read amplification {read / max(delivered, 1):.3f}\n"
+        f"  API calls {calls}: {1000 * calls / max(delivered, 1):.2f} per 1,000 events, "
+        f"{calls / elapsed:.2f}/s {per_op or ''}; throttles {int(metrics['throttles'])}\n"
+        f"  lag put -> delivered: median {p50:.1f}s, p99 {p99:.1f}s, max {lags[-1] if lags else 0:.1f}s; "
+        f"checkpoint file {ckpt} bytes",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=30_000)
@@ -125,12 +234,21 @@ def main() -> None:
     ap.add_argument("--latency", type=int, default=10, help="events put one by one for the latency test")
     ap.add_argument("--backlog", type=int, default=0)
     ap.add_argument("--backlog-pad", type=int, default=10_240)
+    ap.add_argument("--steady", default="", help="events/s, comma-separated: steady-state mode only")
+    ap.add_argument("--seconds", type=float, default=660.0, help="steady-state run length")
+    ap.add_argument("--lookback", type=int, default=600, help="steady-state lookback (default: plugin's)")
+    ap.add_argument("--polling", type=int, default=5, help="steady-state polling_interval")
+    ap.add_argument("--overlap-ms", type=int, default=None, help="steady-state per-stream overlap")
     args = ap.parse_args()
     os.environ.clear()
     os.environ.update(dummy_environ())
 
     with moto_server() as server:
         client = logs_client(server.url)
+        if args.steady:
+            for rate in (int(r) for r in args.steady.split(",")):
+                steady(server.url, client, rate, args.seconds, args.lookback, args.polling, args.overlap_ms)
+            return
         group = "/aws/eks/bench/cluster"
         create_group(client, group, [STREAM])
         t = int(time.time() * 1000) - 1_800_000

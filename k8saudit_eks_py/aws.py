@@ -247,6 +247,7 @@ class CallPacer:
         self._lock = threading.Lock()
         self._next = 0.0
         self.calls = 0
+        self.calls_by_operation: dict[str, int] = {}  # e.g. "FilterLogEvents" → requests sent
 
     def acquire(self) -> None:
         with self._lock:
@@ -258,15 +259,17 @@ class CallPacer:
             raise Cancelled()
         self.calls += 1  # counted when sent; only the poller thread sends
 
-    def before_send(self, **_: Any) -> None:
+    def before_send(self, event_name: str = "", **_: Any) -> None:
         self.acquire()  # returning None lets botocore send the request
+        operation = event_name.rsplit(".", 1)[-1]  # before-send.<service>.<Operation>
+        self.calls_by_operation[operation] = self.calls_by_operation.get(operation, 0) + 1
 
 
 _POLICY = """{{
   "Version": "2012-10-17",
   "Statement": [{{
     "Effect": "Allow",
-    "Action": ["logs:FilterLogEvents", "logs:DescribeLogGroups"],
+    "Action": ["logs:FilterLogEvents", "logs:DescribeLogStreams", "logs:DescribeLogGroups"],
     "Resource": "arn:aws:logs:{region}:*:log-group:{group}:*"
   }}]
 }}"""
@@ -289,7 +292,7 @@ def open_failure(exc: BaseException, *, cluster: str, region: str, log_group: st
         name = log_group if not log_group.startswith("arn:") else "*"
         return (
             f"access denied reading {log_group} ({cause}). The IAM identity Falco runs as needs "
-            "logs:FilterLogEvents on the log group. Attach this policy:\n"
+            "logs:FilterLogEvents and logs:DescribeLogStreams on the log group. Attach this policy:\n"
             + _POLICY.format(region=region, group=name)
         )
     if kind == "credentials":

@@ -3,10 +3,10 @@
 Every check makes the call the plugin (or an operator) would make and maps the answer to a result:
 region, credentials (sts:GetCallerIdentity), the optional assumed role, audit logging enabled
 (eks:DescribeCluster; AccessDenied there only warns), logs:DescribeLogGroups and the log group,
-logs:FilterLogEvents and recent audit events. CloudWatch calls go to `endpoint_url` when given (as in the
-plugin); STS and EKS use boto3's normal endpoint resolution (AWS_ENDPOINT_URL_STS, _EKS, AWS_ENDPOINT_URL).
-With a coordination table, preflight_coordination.py adds its checks (DynamoDB: coordination_endpoint_url or
-boto3's resolution, AWS_ENDPOINT_URL_DYNAMODB included).
+logs:DescribeLogStreams, logs:FilterLogEvents and recent audit events. CloudWatch calls go to
+`endpoint_url` when given (as in the plugin); STS and EKS use boto3's normal endpoint resolution
+(AWS_ENDPOINT_URL_STS, _EKS, AWS_ENDPOINT_URL). With a coordination table, preflight_coordination.py adds
+its checks (DynamoDB: coordination_endpoint_url or boto3's resolution, AWS_ENDPOINT_URL_DYNAMODB included).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def iam_policy(log_group_arn: str = "arn:aws:logs:*:*:log-group:/aws/eks/*/clust
             {
                 "Sid": "ReadEksAuditLogs",
                 "Effect": "Allow",
-                "Action": ["logs:FilterLogEvents"],
+                "Action": ["logs:FilterLogEvents", "logs:DescribeLogStreams"],
                 "Resource": log_group_arn,
             },
             {
@@ -308,6 +308,7 @@ def _check_log_group(ctx: _Context) -> bool:
     ctx.add("IAM logs:DescribeLogGroups", PASS, "allowed")
     if any(g.get("logGroupName") == ctx.log_group for g in groups):
         ctx.add(f"log group {ctx.log_group} exists", PASS)
+        _check_describe_streams(ctx)
         return True
     ctx.add(
         f"log group {ctx.log_group} exists",
@@ -318,6 +319,18 @@ def _check_log_group(ctx: _Context) -> bool:
         + "\n(or pass --log-group if the audit log lives elsewhere, --region/--profile for another account)",
     )
     return False
+
+
+def _check_describe_streams(ctx: _Context) -> None:
+    """The plugin lists the group's streams to read each one from its own position."""
+    name = "IAM logs:DescribeLogStreams"
+    try:
+        ctx.client("logs").describe_log_streams(logGroupName=ctx.log_group, limit=1)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        fix = ctx.policy_fix("logs:DescribeLogStreams") if _code(exc) in _DENIED else "check network access"
+        ctx.add(name, FAIL, _message(exc), fix)
+        return
+    ctx.add(name, PASS, "allowed")
 
 
 def _check_recent_events(ctx: _Context, group_exists: bool, clock: Callable[[], float]) -> None:

@@ -1,10 +1,16 @@
-"""CloudWatch Logs source: EKS cluster names → a poller thread per source → a bounded queue → next_batch.
+"""CloudWatch Logs source: EKS cluster names → one work unit per log group → a poller thread → a bounded
+queue → next_batch.
 
-The poller pages FilterLogEvents over the ranges window.py plans, drops eventIds it has seen, shapes each
-message (truncation.py) and blocks while the queue is full (buffer_size events AND buffer_bytes). A batch
-next_batch returned is recorded in the checkpoint when Falco asks for the next one (or at close), so a
-restart re-reads from the checkpoint horizon and skips exactly the events Falco finished with. Every
-run-time failure is retried with jittered backoff; only open fails.
+Each poll of a unit lists its streams (DescribeLogStreams: the most recently written ones each poll, all of
+them by name every `full_list_every_s` and at start), then reads the streams streams.py plans with
+FilterLogEvents + logStreamNames, each from its own position. Events are shaped (truncation.py) and queued in
+the order read; the poller blocks while the queue is full (buffer_size events AND buffer_bytes). The units a
+batch touched are saved to the checkpoint store when Falco asks for the next batch (or at close), so a
+restart resumes each stream right after the events Falco finished with. Every run-time failure is retried
+with jittered backoff; only open fails.
+
+Units can be added and removed while the source runs (`add_unit`, `remove_unit`): open() adds one per
+cluster; a coordinator holding leases can add and drop log groups the same way.
 """
 
 from __future__ import annotations
@@ -13,23 +19,28 @@ import random
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from k8saudit_eks_py import aws, log, metrics
-from k8saudit_eks_py.checkpoint import FileCheckpoint, GroupState, MemoryCheckpoint, State
+from k8saudit_eks_py.checkpoint_store import CheckpointStore, FileStore, MemoryStore, UnitState
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources import Event
+from k8saudit_eks_py.sources.streams import GroupPositions, Read, ReadParams
 from k8saudit_eks_py.sources.truncation import Rejected, shape
-from k8saudit_eks_py.sources.window import Delivered, Scan, Window, WindowParams
 
-__all__ = ["CloudWatchSource", "Tuning", "group_request", "open_cloudwatch", "parse_clusters"]
+__all__ = ["CloudWatchSource", "Tuning", "group_request", "open_cloudwatch", "parse_clusters", "unit_key"]
 
 _CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
 _CLUSTER_MAP_MIN = 8192
+_LIST_PAGE = 50  # DescribeLogStreams returns at most 50 streams per page
+_OPERATION_METRICS = {
+    "FilterLogEvents": metrics.CALLS_FILTER_LOG_EVENTS,
+    "DescribeLogStreams": metrics.CALLS_DESCRIBE_LOG_STREAMS,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +52,15 @@ class Tuning:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
     page_limit: int | None = None  # None: the service maximum (10,000 events or 1 MB)
-    window: WindowParams | None = None  # None: derived from lookback and polling_interval
+    reads: ReadParams | None = None  # None: derived from lookback and polling_interval
+    full_list_every_s: float = 300.0  # complete stream listing (the safety net for lastEventTimestamp)
     preflight_attempts: int = 3
     close_timeout_s: float = 10.0
     log_every_s: float = 30.0
 
 
 class IncompleteResponse(Exception):
-    """A 200 answer without an `events` list (cut short on the way): not the end of the data."""
+    """A 200 answer without its list (cut short on the way): not the end of the data."""
 
 
 # ---------------------------------------------------------------------------------------------- open
@@ -73,27 +85,15 @@ def parse_clusters(params: str) -> list[str]:
 
 
 def group_request(log_group: str) -> dict[str, str]:
-    """FilterLogEvents arguments selecting a log group given by name or by ARN (cross-account)."""
+    """Arguments selecting a log group given by name or by ARN (cross-account)."""
     if log_group.startswith("arn:"):
         return {"logGroupIdentifier": log_group.removesuffix(":*")}
     return {"logGroupName": log_group}
 
 
-@dataclass(slots=True)
-class _Group:
-    index: int
-    cluster: str
-    log_group: str
-    key: str
-    request: dict[str, str]
-    window: Window
-    delivered: Delivered
-    scan: Scan | None = None
-    token: str | None = None
-    due: float = 0.0
-    failures: int = 0
-    floors: dict[int, int] = field(default_factory=dict)  # scan start → queued events from such scans
-    first_delivered: bool = False
+def unit_key(config: PluginConfig, region: str, log_group: str) -> str:
+    """The checkpoint key of a log group (the same across restarts and replicas)."""
+    return f"{config.endpoint_url or 'aws'}|{region}|{log_group}"
 
 
 def open_cloudwatch(
@@ -102,6 +102,7 @@ def open_cloudwatch(
     *,
     tuning: Tuning | None = None,
     clock: Callable[[], float] = time.time,
+    store: CheckpointStore | None = None,
 ) -> CloudWatchSource:
     tuning = tuning or Tuning()
     clusters = parse_clusters(params)
@@ -111,17 +112,22 @@ def open_cloudwatch(
             "single cluster; remove it or open one cluster"
         )
     region = aws.resolve_region(config)
-    checkpoint: FileCheckpoint | MemoryCheckpoint = (
-        FileCheckpoint(config.checkpoint_file) if config.checkpoint_file else MemoryCheckpoint()
+    if store is None:
+        store = FileStore(config.checkpoint_file) if config.checkpoint_file else MemoryStore()
+    source = CloudWatchSource(
+        config, region, tuning, store, clock, clusters[0] if len(clusters) == 1 else None
     )
-    state = checkpoint.load()
-    source = CloudWatchSource(clusters, config, region, tuning, checkpoint, state, clock)
     try:
-        source._preflight()
+        groups = [(cluster, config.log_group or f"/aws/eks/{cluster}/cluster") for cluster in clusters]
+        for cluster, log_group in groups:
+            source.check_unit(cluster, log_group)
+        for cluster, log_group in groups:
+            key = unit_key(config, region, log_group)
+            source.add_unit(key, cluster, log_group, store.load(key))
     except BaseException:
         source.close(snapshot=False)
         raise
-    source._start()
+    source.start()
     return source
 
 
@@ -136,11 +142,53 @@ def _log(message: str, key: str | None = None) -> None:
         log.warning(message, key=key)
 
 
+# ---------------------------------------------------------------------------------------------- units
+
+
+class _Queued(NamedTuple):
+    ts_ns: int
+    payload: bytes
+    unit: str
+    stream: str
+    event_id: str
+    ts_ms: int
+    audit_id: str | None
+
+
+@dataclass(slots=True)
+class _Step:
+    """One paginated API call sequence of a poll: list recent streams, list all streams, or a read."""
+
+    kind: str  # "recent" | "all" | "read"
+    read: Read | None = None
+    token: str | None = None
+    names: list[str] = field(default_factory=list)  # "all": names listed so far
+    found: Counter[str] = field(default_factory=Counter)  # "read": new events per stream
+
+
+@dataclass(slots=True)
+class _Unit:
+    key: str
+    cluster: str
+    log_group: str
+    request: dict[str, str]
+    positions: GroupPositions
+    steps: deque[_Step] = field(default_factory=deque)
+    poll_ms: int = 0  # now_ms when the current poll began
+    poll_began: float = 0.0  # monotonic, same moment
+    due: float = 0.0
+    failures: int = 0
+    next_full_list: float = 0.0
+    first_delivered: bool = False
+    removed: bool = False
+
+
 # ---------------------------------------------------------------------------------------------- source
 
 _COUNTERS = (
     metrics.EVENTS,
     metrics.BYTES,
+    metrics.EVENTS_READ,
     metrics.THROTTLES,
     metrics.ERRORS,
     metrics.RETRIES,
@@ -154,66 +202,40 @@ _COUNTERS = (
 class CloudWatchSource:
     def __init__(
         self,
-        clusters: list[str],
         config: PluginConfig,
         region: str,
         tuning: Tuning,
-        checkpoint: FileCheckpoint | MemoryCheckpoint,
-        state: State,
+        store: CheckpointStore,
         clock: Callable[[], float],
+        default_cluster: str | None,
     ) -> None:
         self.config = config
         self.region = region
         self.tuning = tuning
-        self.default_cluster: str | None = clusters[0] if len(clusters) == 1 else None
+        self.default_cluster = default_cluster
+        self._params = tuning.reads or ReadParams.derive(config.lookback, config.polling_interval)
         self._clock = clock
         self._stop = threading.Event()
-        self._cond = threading.Condition()
-        self._queue: deque[tuple[int, bytes, str, int, int, int, str | None]] = deque()
+        self._cond = threading.Condition()  # guards the queue, the units and their positions
+        self._queue: deque[_Queued] = deque()
         self._queue_bytes = 0
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._checkpoint = checkpoint
+        self._store = store
+        self._units: dict[str, _Unit] = {}
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._newest_ingestion_ms = 0
         self._clusters_by_audit_id: dict[str, str] = {}
-        # Checkpoint delta of the batch last returned, written when Falco asks for the next one.
-        self._pending: dict[str, tuple[int, list[tuple[str, int]]]] = {}
+        # States of the units the batch last returned touched, saved when Falco asks for the next one.
+        self._pending: dict[str, UnitState] = {}
         self._cluster_map_cap = max(_CLUSTER_MAP_MIN, 4 * config.buffer_size)
         self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop)
-        self._client: Any = None
-
-        params = tuning.window or WindowParams.derive(config.lookback, config.polling_interval)
-        start_ms = int(clock() * 1000) - config.shift * 1000
-        self._groups: list[_Group] = []
-        for index, cluster in enumerate(clusters):
-            log_group = config.log_group or f"/aws/eks/{cluster}/cluster"
-            key = f"{config.endpoint_url or 'aws'}|{region}|{log_group}"
-            saved = state.get(key)
-            horizon = saved.horizon if saved else start_ms
-            ids = list(saved.ids.items()) if saved else []
-            self._groups.append(
-                _Group(
-                    index,
-                    cluster,
-                    log_group,
-                    key,
-                    group_request(log_group),
-                    Window(params, horizon, ids),
-                    Delivered(horizon, ids),
-                )
-            )
-            origin = "checkpoint restored" if saved else f"no checkpoint, shift {config.shift}s"
-            _log(
-                f"open: cluster {cluster}: reading {log_group} in {region}, streams "
-                f"{config.log_stream_prefix or '(all)'}*, from {_iso(horizon)} ({origin}; "
-                f"{len(ids)} delivered eventIds in the window)"
-            )
         try:
-            self._client = self._new_client()
+            self._client: Any = self._new_client()
         except Exception as exc:
-            g = self._groups[0]
-            text = aws.open_failure(exc, cluster=g.cluster, region=region, log_group=g.log_group)
+            self._client = None
+            group = config.log_group or f"/aws/eks/{default_cluster or '<cluster>'}/cluster"
+            text = aws.open_failure(exc, cluster=default_cluster or "", region=region, log_group=group)
             raise OpenError(
                 text or f"cannot create the CloudWatch Logs client: {aws.describe(exc)}"
             ) from None
@@ -227,127 +249,238 @@ class CloudWatchSource:
             read_timeout=self.tuning.read_timeout_s,
         )
 
-    # -------------------------------------------------------------------------------- open-time checks
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
-    def _preflight(self) -> None:
-        """One small FilterLogEvents per group, so that a missing group, a denied action, bad credentials
-        or a bad filter pattern fail open with the fix. Transient failures only get logged."""
-        now_ms = int(self._clock() * 1000)
-        for g in self._groups:
+    # -------------------------------------------------------------------------------- units
+
+    def check_unit(self, cluster: str, log_group: str) -> None:
+        """One FilterLogEvents and one DescribeLogStreams of the group, so that a missing group, a denied
+        action, bad credentials or a bad filter pattern fail open with the fix. Transient failures only
+        get logged."""
+        now_ms = self._now_ms()
+        request = group_request(log_group)
+        calls: list[tuple[Callable[..., Any], dict[str, Any]]] = [
+            (
+                self._client.filter_log_events,
+                {
+                    **request,
+                    "startTime": now_ms - 60_000,
+                    "endTime": now_ms,
+                    "limit": 1,
+                    **({"logStreamNamePrefix": p} if (p := self.config.log_stream_prefix) else {}),
+                    **({"filterPattern": f} if (f := self.config.filter_pattern) else {}),
+                },
+            ),
+            (self._client.describe_log_streams, {**request, "limit": 1}),
+        ]
+        for call, kwargs in calls:
             for attempt in range(self.tuning.preflight_attempts):
-                request = self._request(g, Scan(now_ms - 60_000, now_ms, False), None)
-                request["limit"] = 1
                 try:
-                    self._client.filter_log_events(**request)
+                    call(**kwargs)
                     break
                 except aws.Cancelled:
                     raise
                 except Exception as exc:
                     if not aws.is_aws_error(exc):
                         raise
-                    text = aws.open_failure(exc, cluster=g.cluster, region=self.region, log_group=g.log_group)
+                    text = aws.open_failure(exc, cluster=cluster, region=self.region, log_group=log_group)
                     if text is not None:
                         raise OpenError(text) from None
                     if attempt + 1 == self.tuning.preflight_attempts:
-                        _log(f"open: {g.log_group}: {aws.describe(exc)}; starting anyway, will retry")
+                        _log(f"open: {log_group}: {aws.describe(exc)}; starting anyway, will retry")
                     else:
                         self._stop.wait(self._backoff(attempt))
 
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="k8saudit-eks-poller", daemon=True)
-        self._thread.start()
+    def add_unit(self, key: str, cluster: str, log_group: str, state: UnitState | None) -> None:
+        """Start reading a log group from a saved state (None: from now − shift). OpenError when the state
+        is not a valid checkpoint of this source."""
+        if state is not None:
+            try:
+                GroupPositions.check_state(state)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise OpenError(
+                    f"the checkpoint of {log_group} ({key}) is not valid ({exc}); remove it (or move "
+                    "checkpoint_file away) to start from now - shift"
+                ) from None
+        positions = GroupPositions(self._params, state, self._now_ms(), self.config.shift * 1000)
+        unit = _Unit(key, cluster, log_group, group_request(log_group), positions, due=time.monotonic())
+        with self._cond:
+            if key in self._units:
+                raise ValueError(f"unit {key} is already being read")
+            self._units[key] = unit
+            self._cond.notify_all()
+        origin = (
+            f"checkpoint restored, {len(positions.streams)} streams"
+            if state
+            else f"no checkpoint, shift {self.config.shift}s"
+        )
+        _log(
+            f"open: cluster {cluster}: reading {log_group} in {self.region}, streams "
+            f"{self.config.log_stream_prefix or '(all)'}*, new streams from "
+            f"{_iso(positions.new_floor())} ({origin})"
+        )
+
+    def remove_unit(self, key: str) -> None:
+        """Stop reading a unit now: its queued events that next_batch has not returned are dropped (the
+        next reader of the unit finds them again from its saved state)."""
+        with self._cond:
+            unit = self._units.pop(key, None)
+            if unit is None:
+                return
+            unit.removed = True
+            kept = deque(item for item in self._queue if item.unit != key)
+            self._queue_bytes = sum(len(item.payload) for item in kept)
+            self._queue = kept
+            self._pending.pop(key, None)
+            self._cond.notify_all()
+
+    def units(self) -> list[str]:
+        with self._cond:
+            return list(self._units)
 
     # -------------------------------------------------------------------------------- poller thread
 
-    def _request(self, g: _Group, scan: Scan, token: str | None) -> dict[str, Any]:
-        request: dict[str, Any] = {**g.request, "startTime": scan.start, "endTime": scan.end}
-        if self.config.log_stream_prefix:
-            request["logStreamNamePrefix"] = self.config.log_stream_prefix
-        if self.config.filter_pattern:
-            request["filterPattern"] = self.config.filter_pattern
-        if token:
-            request["nextToken"] = token
-        if self.tuning.page_limit:
-            request["limit"] = self.tuning.page_limit
-        return request
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="k8saudit-eks-poller", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            g = min(self._groups, key=lambda x: x.due)
-            wait = g.due - time.monotonic()
+            with self._cond:
+                unit = min(self._units.values(), key=lambda u: u.due, default=None)
+            if unit is None:
+                self._stop.wait(0.2)
+                continue
+            wait = unit.due - time.monotonic()
             if wait > 0:
-                self._stop.wait(wait)
+                self._stop.wait(min(wait, 0.5))  # short: a unit added meanwhile may be due sooner
                 continue
             try:
-                self._step(g)
+                self._step(unit)
             except aws.Cancelled:
                 break
             except Exception as exc:  # a bug must not end the stream: report, back off, go on
                 self._counters[metrics.ERRORS] += 1
-                delay = self._backoff(g.failures)
-                g.failures += 1
-                g.due = time.monotonic() + delay
-                _log(f"internal error polling {g.log_group}: {exc!r}; retry in {delay:.1f}s", "internal")
+                delay = self._backoff(unit.failures)
+                unit.failures += 1
+                unit.due = time.monotonic() + delay
+                unit.steps.clear()
+                _log(f"internal error polling {unit.log_group}: {exc!r}; retry in {delay:.1f}s", "internal")
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(self.tuning.backoff_max_s, self.tuning.backoff_min_s * 2 ** min(failures, 30))
         return ceiling * random.uniform(0.5, 1.0)
 
-    def _step(self, g: _Group) -> None:
-        if g.scan is None:
-            g.scan = g.window.plan(int(self._clock() * 1000))
-            g.token = None
-            with self._cond:
-                g.floors.setdefault(g.scan.start, 0)  # pins the checkpoint horizon while the scan runs
-        scan = g.scan
-        try:
-            page = self._client.filter_log_events(**self._request(g, scan, g.token))
+    def _begin_poll(self, u: _Unit) -> None:
+        u.poll_ms = self._now_ms()
+        u.poll_began = time.monotonic()
+        if u.poll_began >= u.next_full_list:
+            u.next_full_list = u.poll_began + self.tuning.full_list_every_s
+            u.steps.append(_Step("all"))
+        else:
+            u.steps.append(_Step("recent"))
+
+    def _call(self, u: _Unit, step: _Step) -> dict[str, Any]:
+        request: dict[str, Any] = dict(u.request)
+        if step.token:
+            request["nextToken"] = step.token
+        if step.kind == "read":
+            assert step.read is not None
+            request.update(
+                startTime=step.read.start, endTime=step.read.end, logStreamNames=list(step.read.names)
+            )
+            if self.config.filter_pattern:
+                request["filterPattern"] = self.config.filter_pattern
+            if self.tuning.page_limit:
+                request["limit"] = self.tuning.page_limit
+            page = self._client.filter_log_events(**request)
             if not isinstance(page.get("events"), list):
                 raise IncompleteResponse("200 response without an events list")
+            return dict(page)
+        request["limit"] = _LIST_PAGE
+        if step.kind == "recent":  # orderBy LastEventTime cannot take a prefix: names are filtered here
+            request.update(orderBy="LastEventTime", descending=True)
+        else:
+            request["orderBy"] = "LogStreamName"
+            if self.config.log_stream_prefix:
+                request["logStreamNamePrefix"] = self.config.log_stream_prefix
+        page = self._client.describe_log_streams(**request)
+        if not isinstance(page.get("logStreams"), list):
+            raise IncompleteResponse("200 response without a logStreams list")
+        return dict(page)
+
+    def _step(self, u: _Unit) -> None:
+        """One API call of unit `u`'s current poll."""
+        if not u.steps:
+            self._begin_poll(u)
+        step = u.steps[0]
+        try:
+            page = self._call(u, step)
         except aws.Cancelled:
             raise
         except Exception as exc:
-            self._failed(g, exc)
+            self._failed(u, step, exc)
             return
-        if g.failures:
-            _log(f"{g.log_group}: FilterLogEvents works again after {g.failures} failures", "recovered")
-        g.failures = 0
-        self._take(g, scan, page["events"])
+        if u.removed:
+            return
+        if u.failures:
+            _log(f"{u.log_group}: CloudWatch Logs calls work again after {u.failures} failures", "recovered")
+        u.failures = 0
+        if step.kind == "read":
+            self._take(u, step, page["events"])
+        else:
+            self._listed(u, step, page["logStreams"])
         token = page.get("nextToken")
-        if token:  # an empty page with a token only means "the service stopped early; continue"
-            g.token = token
-            g.due = time.monotonic()
+        # An empty page with a token only means "the service stopped early; continue". The recent
+        # listing reads only its first page: the most recently written streams.
+        if token and step.kind != "recent":
+            step.token = token
+            u.due = time.monotonic()
             return
-        now_ms = int(self._clock() * 1000)
+        u.steps.popleft()
         with self._cond:
-            g.window.complete(scan)
-            g.scan = None
-            self._unpin(g, scan.start)
-        caught_up = scan.end >= now_ms - 1000 * max(self.config.polling_interval, 1) and not g.window.behind(
-            now_ms
-        )
-        g.due = time.monotonic() + (self.config.polling_interval if caught_up else 0)
+            if step.kind == "read":
+                assert step.read is not None
+                u.positions.finished(step.read, step.found)
+            else:
+                if step.kind == "all":
+                    u.positions.listed_completely(step.names)
+                u.steps.extend(_Step("read", read) for read in u.positions.plan(u.poll_ms))
+            if not u.steps:
+                u.positions.followed(u.poll_ms)
+        if u.steps:
+            u.due = time.monotonic()
+        else:
+            u.due = max(time.monotonic(), u.poll_began + self.config.polling_interval)
 
-    def _unpin(self, g: _Group, floor: int) -> None:
-        count = g.floors.get(floor, 0)
-        if count <= 0:
-            g.floors.pop(floor, None)
-        # else: queued events of that scan keep it pinned until next_batch takes them
-
-    def _take(self, g: _Group, scan: Scan, events: list[dict[str, Any]]) -> None:
+    def _listed(self, u: _Unit, step: _Step, streams: list[dict[str, Any]]) -> None:
         prefix = self.config.log_stream_prefix
+        with self._cond:
+            for entry in streams:
+                name = entry.get("logStreamName")
+                if not isinstance(name, str) or not name.startswith(prefix):
+                    continue
+                last = entry.get("lastEventTimestamp")
+                u.positions.found(name, last if isinstance(last, int) else None)
+                step.names.append(name)
+
+    def _take(self, u: _Unit, step: _Step, events: list[dict[str, Any]]) -> None:
+        self._counters[metrics.EVENTS_READ] += len(events)
         for ev in events:
-            if prefix and not str(ev.get("logStreamName", "")).startswith(prefix):
-                continue  # some endpoints ignore logStreamNamePrefix
+            stream = ev.get("logStreamName")
             event_id = ev.get("eventId")
             ts_ms = ev.get("timestamp")
-            if not isinstance(event_id, str) or not isinstance(ts_ms, int):
+            if not isinstance(event_id, str) or not isinstance(ts_ms, int) or not isinstance(stream, str):
                 self._counters[metrics.MALFORMED] += 1
-                _log(f"{g.log_group}: event without eventId/timestamp skipped", "noid")
+                _log(f"{u.log_group}: event without eventId/timestamp/logStreamName skipped", "noid")
                 continue
-            if not g.window.accept(event_id, ts_ms):
+            with self._cond:
+                new = u.positions.accept(stream, event_id, ts_ms)
+            if not new:
                 self._counters[metrics.DUPLICATES_SUPPRESSED] += 1
                 continue
+            step.found[stream] += 1
             ingestion = ev.get("ingestionTime")
             if isinstance(ingestion, int) and ingestion > self._newest_ingestion_ms:
                 self._newest_ingestion_ms = ingestion
@@ -355,8 +488,8 @@ class CloudWatchSource:
             if isinstance(shaped, Rejected):
                 self._counters[metrics.MALFORMED] += 1
                 _log(
-                    f"{g.log_group}: skipped a line that is not an audit event ({shaped.reason}), stream "
-                    f"{ev.get('logStreamName')}, eventId {event_id}",
+                    f"{u.log_group}: skipped a line that is not an audit event ({shaped.reason}), stream "
+                    f"{stream}, eventId {event_id}",
                     "malformed",
                 )
                 continue
@@ -365,16 +498,16 @@ class CloudWatchSource:
                     metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE
                 ] += 1
                 _log(
-                    f"{g.log_group}: {shaped.status} event of {shaped.original_size} bytes, auditID "
+                    f"{u.log_group}: {shaped.status} event of {shaped.original_size} bytes, auditID "
                     f"{shaped.audit_id}: delivered as its metadata ({len(shaped.payload)} bytes)",
                     "reduced",
                 )
-            item = (shaped.ts_ns, shaped.payload, event_id, ts_ms, g.index, scan.start, shaped.audit_id)
-            if not self._put(g, item):
+            item = _Queued(shaped.ts_ns, shaped.payload, u.key, stream, event_id, ts_ms, shaped.audit_id)
+            if not self._put(u, item):
                 raise aws.Cancelled()
 
-    def _put(self, g: _Group, item: tuple[int, bytes, str, int, int, int, str | None]) -> bool:
-        size = len(item[1])
+    def _put(self, u: _Unit, item: _Queued) -> bool:
+        size = len(item.payload)
         limit_n, limit_b = self.config.buffer_size, self.config.buffer_bytes
         with self._cond:
             while self._queue and (len(self._queue) >= limit_n or self._queue_bytes + size > limit_b):
@@ -383,20 +516,23 @@ class CloudWatchSource:
                 self._cond.wait(1.0)
             if self._stop.is_set():
                 return False
+            if u.removed:
+                return True  # dropped with its unit
             self._queue.append(item)
             self._queue_bytes += size
-            g.floors[item[5]] = g.floors.get(item[5], 0) + 1
+            u.positions.streams[item.stream].queued += 1
             self._cond.notify_all()
         return True
 
-    def _failed(self, g: _Group, exc: BaseException) -> None:
+    def _failed(self, u: _Unit, step: _Step, exc: BaseException) -> None:
+        operation = "FilterLogEvents" if step.kind == "read" else "DescribeLogStreams"
         kind = "incomplete" if isinstance(exc, IncompleteResponse) else aws.classify(exc)
         # A throttle is counted once, as a throttle; `errors` is every other failed call.
         self._counters[metrics.THROTTLES if kind == "throttle" else metrics.ERRORS] += 1
         self._counters[metrics.RETRIES] += 1
-        delay = self._backoff(g.failures)
-        g.failures += 1
-        g.due = time.monotonic() + delay
+        delay = self._backoff(u.failures)
+        u.failures += 1
+        u.due = time.monotonic() + delay
         hint = ""
         if kind == "credentials":
             hint = "; refreshing credentials"
@@ -406,14 +542,20 @@ class CloudWatchSource:
             except Exception as rebuild:
                 hint = f"; credentials not refreshed yet ({aws.describe(rebuild)})"
         elif kind in ("denied", "not_found", "invalid"):
-            fix = aws.open_failure(exc, cluster=g.cluster, region=self.region, log_group=g.log_group)
+            fix = aws.open_failure(exc, cluster=u.cluster, region=self.region, log_group=u.log_group)
             hint = f". {fix}" if fix else ""
-            if kind == "invalid" and g.token:
-                g.token = None  # an expired/invalid nextToken: rescan this range (dedup makes it safe)
+            if kind == "invalid" and step.token:
+                step.token = (
+                    None  # an expired/invalid nextToken: redo this call sequence (dedup makes it safe)
+                )
+            if kind == "not_found" and step.kind == "read":
+                # A stream gone (deleted, expired) fails the read: list the streams again, then read.
+                u.steps.clear()
+                u.next_full_list = 0.0
         _log(
-            f"{g.log_group}: FilterLogEvents failed: {aws.describe(exc)}{hint}; retry {g.failures} in "
+            f"{u.log_group}: {operation} failed: {aws.describe(exc)}{hint}; retry {u.failures} in "
             f"{delay:.1f}s",
-            f"fail:{g.index}:{kind}",
+            f"fail:{u.key}:{kind}",
         )
 
     # -------------------------------------------------------------------------------- Falco's thread
@@ -433,53 +575,40 @@ class CloudWatchSource:
                     break
                 self._cond.wait(remaining)  # releases the GIL while waiting
             items = [self._queue.popleft() for _ in range(min(max_events, len(self._queue)))]
+            touched: dict[str, _Unit] = {}
             for item in items:
-                self._queue_bytes -= len(item[1])
-                g = self._groups[item[4]]
-                left = g.floors[item[5]] - 1
-                if left or (g.scan is not None and g.scan.start == item[5]):
-                    g.floors[item[5]] = left
-                else:
-                    del g.floors[item[5]]
-            # Everything not yet returned was read by a scan starting at a pinned floor or later.
-            horizons = [min([g.window.horizon, *g.floors]) for g in self._groups]
+                self._queue_bytes -= len(item.payload)
+                unit = self._units[item.unit]
+                unit.positions.delivered(item.stream, item.event_id, item.ts_ms)
+                touched[item.unit] = unit
+            now_ms = self._now_ms()
+            self._pending = {key: unit.positions.state(now_ms) for key, unit in touched.items()}
             if items:
                 self._cond.notify_all()
-        self._record(items, horizons)
-        return [(item[0], item[1]) for item in items], False
+        self._account(items, touched)
+        return [(item.ts_ns, item.payload) for item in items], False
 
-    def _record(
-        self, items: list[tuple[int, bytes, str, int, int, int, str | None]], horizons: list[int]
-    ) -> None:
-        delta: dict[str, tuple[int, list[tuple[str, int]]]] = {}
-        for g, horizon in zip(self._groups, horizons, strict=True):
-            if g.delivered.advance(horizon):
-                delta[g.key] = (g.delivered.horizon, [])
+    def _account(self, items: list[_Queued], units: dict[str, _Unit]) -> None:
         multi = self.default_cluster is None
         nbytes = 0
-        for _ts, payload, event_id, ts_ms, index, _floor, audit_id in items:
-            g = self._groups[index]
-            g.delivered.add(event_id, ts_ms)
-            delta.setdefault(g.key, (g.delivered.horizon, []))[1].append((event_id, ts_ms))
-            nbytes += len(payload)
-            if multi and audit_id:
-                self._remember_cluster(audit_id, g.cluster)
-            if not g.first_delivered:
-                g.first_delivered = True
-                _log(f"first event delivered from cluster {g.cluster} ({g.log_group})")
+        for item in items:
+            nbytes += len(item.payload)
+            unit = units[item.unit]
+            if multi and item.audit_id:
+                self._remember_cluster(item.audit_id, unit.cluster)
+            if not unit.first_delivered:
+                unit.first_delivered = True
+                _log(f"first event delivered from cluster {unit.cluster} ({unit.log_group})")
         self._counters[metrics.EVENTS] += len(items)
         self._counters[metrics.BYTES] += nbytes
-        self._pending = delta
 
     def _commit_pending(self) -> None:
-        delta, self._pending = self._pending, {}
-        if not delta:
+        states, self._pending = self._pending, {}
+        if not states:
             return
         try:
-            self._checkpoint.record(delta)
-            if self._checkpoint.needs_compaction():
-                self._checkpoint.snapshot(self._state())
-        except OSError as exc:  # delivery goes on; a restart may then repeat these events
+            self._store.save(states)
+        except (OSError, ValueError) as exc:  # delivery goes on; a restart may then repeat these events
             self._counters[metrics.ERRORS] += 1
             _log(f"checkpoint write failed: {exc}", "checkpoint")
 
@@ -496,8 +625,11 @@ class CloudWatchSource:
             return self.default_cluster
         return self._clusters_by_audit_id.get(audit_id)
 
-    def _state(self) -> State:
-        return {g.key: GroupState(g.delivered.horizon, g.delivered.ids) for g in self._groups}
+    def checkpoint_states(self) -> dict[str, UnitState]:
+        """Every unit's current checkpoint state (what close() saves)."""
+        now_ms = self._now_ms()
+        with self._cond:
+            return {key: unit.positions.state(now_ms) for key, unit in self._units.items()}
 
     def progress(self) -> tuple[int, str]:
         lag = self._lag()
@@ -511,7 +643,11 @@ class CloudWatchSource:
     def metrics(self) -> dict[str, int | float]:
         out: dict[str, int | float] = dict(self._counters)
         out[metrics.API_CALLS] = self._pacer.calls
-        out[metrics.CHECKPOINT_WRITES] = self._checkpoint.writes
+        for operation, count in list(self._pacer.calls_by_operation.items()):
+            name = _OPERATION_METRICS.get(operation)
+            if name is not None:
+                out[name] = count
+        out[metrics.CHECKPOINT_WRITES] = self._store.writes
         out[metrics.LAG_SECONDS] = max(self._lag(), 0.0)
         out[metrics.QUEUE_DEPTH] = len(self._queue)
         out[metrics.QUEUE_BYTES] = self._queue_bytes
@@ -532,11 +668,16 @@ class CloudWatchSource:
         try:
             if snapshot:  # Falco closes after processing everything returned: all of it is delivered
                 self._pending = {}
-                self._checkpoint.snapshot(self._state())
-        except OSError as exc:
+                states = self.checkpoint_states()
+                if states:
+                    self._store.save(states)
+        except (OSError, ValueError) as exc:
             _log(f"checkpoint write at close failed: {exc}")
         finally:
-            self._checkpoint.close()
+            try:
+                self._store.close()
+            except OSError as exc:
+                _log(f"checkpoint compaction at close failed: {exc}")
             if self._client is not None:
                 self._client.close()
         if snapshot:

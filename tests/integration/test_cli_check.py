@@ -103,11 +103,12 @@ def test_all_checks_pass_on_a_healthy_cluster(server: MotoServer) -> None:
         "✓ EKS audit logging enabled on cluster healthy",
         "✓ IAM logs:DescribeLogGroups: allowed",
         "✓ log group /aws/eks/healthy/cluster exists",
+        "✓ IAM logs:DescribeLogStreams: allowed",
         "✓ IAM logs:FilterLogEvents: allowed",
-        out.splitlines()[6],
+        out.splitlines()[7],
         "all checks passed",
     ]
-    assert out.splitlines()[6].startswith("✓ recent audit events (last 60 min): newest ")
+    assert out.splitlines()[7].startswith("✓ recent audit events (last 60 min): newest ")
 
 
 def test_audit_logging_off_and_no_audit_events(server: MotoServer) -> None:
@@ -203,7 +204,7 @@ def test_denied_filter_log_events_prints_the_policy(server: MotoServer) -> None:
     assert policy["Statement"][0] == {
         "Sid": "ReadEksAuditLogs",
         "Effect": "Allow",
-        "Action": ["logs:FilterLogEvents"],
+        "Action": ["logs:FilterLogEvents", "logs:DescribeLogStreams"],
         "Resource": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/eks/locked/cluster:*",
     }
     assert "- recent audit events (last 60 min): needs logs:FilterLogEvents" in out

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from k8saudit_eks_py.checkpoint import clear_memory
+from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources.cloudwatch import open_cloudwatch
 from tests.support.faultproxy import FaultProxy, Faults

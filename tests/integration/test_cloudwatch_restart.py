@@ -29,6 +29,7 @@ from tests.support.moto_server import (
 )
 
 STREAM = "kube-apiserver-audit-0123"
+LAGGING = "kube-apiserver-audit-4567"  # an API server whose shipping runs 90 s behind
 ROOT = Path(__file__).resolve().parents[2]
 
 # Stands in for Falco: next_batch, then one write(2) of the batch's auditIDs ("processing"), then the next
@@ -60,7 +61,7 @@ def _batches(text: str) -> list[list[str]]:
 def test_kill_9_mid_stream_then_restart_delivers_everything_once(moto: MotoServer, tmp_path: Path) -> None:
     c = logs_client(moto.url)
     group = "/aws/eks/killed/cluster"
-    create_group(c, group, [STREAM])
+    create_group(c, group, [STREAM, LAGGING])
     t = int(time.time() * 1000) - 60_000
     total = 12_000
     put_events(c, group, STREAM, [(t + i // 4, audit_event(i, t + i // 4)) for i in range(total // 2)])
@@ -105,7 +106,7 @@ def test_kill_9_mid_stream_then_restart_delivers_everything_once(moto: MotoServe
                 put_events(
                     c,
                     group,
-                    STREAM,
+                    LAGGING,
                     [(now + i // 4, audit_event(i, now + i // 4)) for i in range(9000, total)],
                 )
             target = delivered() + 1500

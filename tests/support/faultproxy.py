@@ -4,8 +4,8 @@ Faults apply to FilterLogEvents only (or to the `targets` given, e.g. Kinesis Ge
 from a seeded RNG: ThrottlingException (ProvisionedThroughputExceededException for Kinesis), 5xx, connection
 resets, slow answers, empty pages that still carry a nextToken (the proxy's own token, mapped back to the real
 one on the next call), 200 answers cut short, ExpiredIteratorException, and ExpiredTokenException once an
-access key has been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName, which
-moto lacks.
+access key has been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName in
+every CloudWatch Logs call, which moto lacks.
 
 DynamoDB requests (the lease table) get their own switches: `dynamodb_cut` resets every connection (a
 replica partitioned from DynamoDB), `dynamodb_throttle` / `dynamodb_server_error` answer a share of them
@@ -28,7 +28,8 @@ from typing import Any
 
 import orjson
 
-FILTER = "Logs_20140328.FilterLogEvents"
+_LOGS = "Logs_20140328."
+FILTER = _LOGS + "FilterLogEvents"
 DYNAMODB = "DynamoDB_20120810."
 GET_RECORDS = "Kinesis_20131202.GetRecords"
 # The throttle answer of each service (Kinesis says it per shard).
@@ -79,6 +80,15 @@ class Stats:
                 lo += 1
             best = max(best, hi - lo + 1)
         return best
+
+
+def _by_name(request: dict[str, Any]) -> dict[str, Any]:
+    """logGroupIdentifier (an ARN) → logGroupName: moto's FilterLogEvents lacks it, and its
+    DescribeLogStreams resolves an ARN to whichever group it saw last."""
+    if "logGroupIdentifier" in request:
+        ident = request.pop("logGroupIdentifier")
+        request["logGroupName"] = ident.split(":log-group:", 1)[-1] if ident.startswith("arn:") else ident
+    return request
 
 
 class FaultProxy:
@@ -141,6 +151,8 @@ class FaultProxy:
             action = target.split(".")[-1]
             return self._error(h, 400, "AccessDeniedException", f"User is not authorized to perform {action}")
         if target not in f.targets:
+            if target.startswith(_LOGS) and body:
+                body = orjson.dumps(_by_name(orjson.loads(body)))
             self._forward(h, body)
             return None
         request = orjson.loads(body or b"{}")
@@ -191,9 +203,7 @@ class FaultProxy:
                 "nextToken": _EMPTY_PREFIX + (request.get("nextToken") or ""),
             }
             return self._raw(h, 200, orjson.dumps(page), "application/x-amz-json-1.1")
-        if "logGroupIdentifier" in request:  # moto only knows logGroupName
-            ident = request.pop("logGroupIdentifier")
-            request["logGroupName"] = ident.split(":log-group:", 1)[-1] if ident.startswith("arn:") else ident
+        request = _by_name(request)
         cut = self._draw(f.cut_200)
         self._forward(h, orjson.dumps(request), cut=cut)
         return None

@@ -16,10 +16,10 @@ import boto3
 import orjson
 import pytest
 
-from k8saudit_eks_py.checkpoint import clear_memory
+from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import PluginConfig, parse_config
 from k8saudit_eks_py.sources.cloudwatch import Tuning
-from k8saudit_eks_py.sources.window import WindowParams
+from k8saudit_eks_py.sources.streams import ReadParams
 
 REGION = "us-east-1"
 DUMMY_ENV = {
@@ -186,15 +186,17 @@ def audit_ids(events: Iterable[tuple[int, bytes]]) -> list[str]:
 
 # ------------------------------------------------------------------------------------ pytest fixtures
 
-# Small backoffs, a 4-minute lookback swept on every poll: the scenarios stay fast and still exercise late
-# arrivals and re-reads.
+# Small backoffs, a 4-minute lookback, 2 s of per-stream overlap, quiet streams read on every poll: the
+# scenarios stay fast and still exercise late arrivals and re-reads.
 FAST = Tuning(
     backoff_min_s=0.02,
     backoff_max_s=0.3,
     connect_timeout_s=2.0,
     read_timeout_s=5.0,
     page_limit=500,
-    window=WindowParams(lookback_ms=240_000, overlap_ms=2_000, sweep_every_ms=500, step_ms=600_000),
+    reads=ReadParams(
+        lookback_ms=240_000, overlap_ms=2_000, together_ms=500, idle_every_ms=500, retire_ms=3_600_000
+    ),
     preflight_attempts=2,
     close_timeout_s=8.0,
     log_every_s=5.0,

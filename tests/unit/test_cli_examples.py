@@ -73,7 +73,12 @@ def test_iam_policy_is_least_privilege() -> None:
     policy = json.loads((EXAMPLES / "iam-policy.json").read_text())
     assert policy == iam_policy()
     actions = sorted(a for s in policy["Statement"] for a in s["Action"])
-    assert actions == ["eks:DescribeCluster", "logs:DescribeLogGroups", "logs:FilterLogEvents"]
+    assert actions == [
+        "eks:DescribeCluster",
+        "logs:DescribeLogGroups",
+        "logs:DescribeLogStreams",
+        "logs:FilterLogEvents",
+    ]
     read = next(s for s in policy["Statement"] if "logs:FilterLogEvents" in s["Action"])
     assert read["Resource"] == "arn:aws:logs:*:*:log-group:/aws/eks/*/cluster:*"
     assert all(s["Effect"] == "Allow" and s["Resource"] != "*" for s in policy["Statement"])

@@ -65,6 +65,8 @@ def groups(stub: Stubber, names: list[str]) -> None:
         {"logGroups": [{"logGroupName": n} for n in names]},
         {"logGroupNamePrefix": GROUP},
     )
+    if GROUP in names:  # the group exists: DescribeLogStreams is checked next
+        stub.add_response("describe_log_streams", {"logStreams": []}, {"logGroupName": GROUP, "limit": 1})
 
 
 def filter_page(
@@ -104,7 +106,7 @@ def test_all_pass() -> None:
     groups(s.stubs["logs"], [GROUP])
     filter_page(s.stubs["logs"], [AUDIT])
     results = run_checks(Options(cluster="prod"), session_factory=lambda **_: s, clock=lambda: NOW)
-    assert [r.status for r in results] == [PASS] * 7
+    assert [r.status for r in results] == [PASS] * 8
     text = format_results(results)
     assert "✓ recent audit events (last 60 min): newest 90s ago" in text
     assert text.endswith("all checks passed")
@@ -152,7 +154,7 @@ def test_filter_denied_prints_a_policy_for_this_log_group_and_the_caller() -> No
     assert denied.status == FAIL
     assert "arn:aws:sts::123456789012:assumed-role/falco/x" in denied.fix
     policy = json.loads(denied.fix[denied.fix.index("{") :])
-    assert policy["Statement"][0]["Action"] == ["logs:FilterLogEvents"]
+    assert policy["Statement"][0]["Action"] == ["logs:FilterLogEvents", "logs:DescribeLogStreams"]
     assert policy["Statement"][0]["Resource"] == f"arn:aws:logs:eu-west-1:123456789012:log-group:{GROUP}:*"
     assert by_name["recent audit events (last 60 min)"].status == SKIP
 

@@ -1,0 +1,242 @@
+"""Read positions of one log group (a work unit): which streams to read next, from where, and which events
+are new. No clock, no I/O: callers pass `now_ms` and feed back what CloudWatch returned.
+
+EKS writes one stream per API-server instance, each in time order; what arrives late is a whole stream (an
+instance whose shipping lags, a new instance), not one event inside a stream. So each stream has its own
+position: the timestamp of the newest event read from it. A read of a stream starts at that position minus a
+small overlap (disorder inside a stream), and eventIds already seen at or after that start are dropped. Each
+event is therefore read about 1 + overlap / polling_interval times, whatever the lookback.
+
+A stream without any event yet (new, or forgotten after a long idle) is read from
+max(origin, front − lookback): `origin` is the group's first start minus `shift`, `front` the time the group
+was last followed up to. `lookback` keeps its meaning: how late an event may become visible and still be
+delivered.
+
+The checkpoint (`state()`) holds, per stream, the newest delivered timestamp and the eventIds delivered at
+exactly that millisecond, plus origin and front: a few hundred bytes per stream whatever the event rate.
+Streams idle for `retire_ms` leave it, and at most `max_streams` are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["MAX_NAMES", "GroupPositions", "Read", "ReadParams", "StreamPosition"]
+
+MAX_NAMES = 100  # FilterLogEvents takes at most 100 logStreamNames
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReadParams:
+    lookback_ms: int
+    overlap_ms: int  # re-read of each stream's last moments: disorder inside a stream
+    together_ms: int  # streams whose read starts are this close share one read
+    idle_every_ms: int  # streams with nothing new are still read this often (lastEventTimestamp may lag)
+    retire_ms: int  # streams idle this long are read only when DescribeLogStreams says they moved
+    max_streams: int = 100  # streams kept in the checkpoint at most (the newest)
+
+    @staticmethod
+    def derive(lookback_s: float, polling_interval_s: float) -> ReadParams:
+        lookback = int(lookback_s * 1000)
+        poll = int(max(polling_interval_s, 1) * 1000)
+        return ReadParams(
+            lookback_ms=lookback,
+            overlap_ms=500,
+            together_ms=500,
+            idle_every_ms=3 * poll,
+            retire_ms=max(3_600_000, 2 * lookback),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One paginated FilterLogEvents over `names` from `start` to `end` (ms, both inclusive)."""
+
+    names: tuple[str, ...]
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class StreamPosition:
+    name: str
+    pos: int | None = None  # newest timestamp read; None: no event read yet
+    floor: int = 0  # with pos: events before this are not accepted (read before)
+    seen: dict[str, int] = field(default_factory=dict)  # eventId → ts of events read at or after floor
+    moved: bool = True  # may have something new: new, DescribeLogStreams says so, or the last read found some
+    done_ts: int | None = None  # newest delivered timestamp
+    done_ids: list[str] = field(default_factory=list)  # eventIds delivered at exactly done_ts
+    queued: int = 0  # events read and not yet delivered
+    prune_at: int = 4096  # size of `seen` that triggers forgetting the ids before floor
+    dormant: bool = False  # listed with a last event older than retire_ms: read only once it moves
+    found_front: int = 0  # the group's front when this stream was found (for the checkpoint's front)
+
+
+class GroupPositions:
+    def __init__(
+        self, params: ReadParams, state: Mapping[str, Any] | None, now_ms: int, shift_ms: int
+    ) -> None:
+        self.params = params
+        self.streams: dict[str, StreamPosition] = {}
+        if state is None:
+            self.origin = now_ms - shift_ms
+            self.front = self.origin
+        else:
+            self.origin = int(state["origin"])
+            self.front = int(state["front"])
+            for name, (ts, ids) in dict(state["streams"]).items():
+                ts = int(ts)
+                done = [str(i) for i in ids]
+                self.streams[str(name)] = StreamPosition(
+                    str(name), ts, ts, dict.fromkeys(done, ts), True, ts, done, 0, self.front
+                )
+        self._last_idle_read = -(1 << 62)
+
+    @staticmethod
+    def check_state(state: Mapping[str, Any]) -> None:
+        """ValueError when a loaded state is not one this module wrote."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"version {state.get('version')!r}, expected {STATE_VERSION}")
+        int(state["origin"]), int(state["front"])
+        for ts, ids in dict(state["streams"]).values():
+            int(ts)
+            list(ids)
+
+    # ------------------------------------------------------------------------------------ reading
+
+    def new_floor(self) -> int:
+        """Where a stream without any event read yet is read from."""
+        return max(self.origin, self.front - self.params.lookback_ms)
+
+    def floor_of(self, s: StreamPosition) -> int:
+        return s.floor if s.pos is not None else self.new_floor()
+
+    def found(self, name: str, last_event_ms: int | None = None) -> None:
+        """A stream DescribeLogStreams listed (with its lastEventTimestamp when known)."""
+        s = self.streams.get(name)
+        if s is None:
+            # Streams of API servers long gone stay listed forever: reading them would cost a call per
+            # idle period each. lastEventTimestamp lags by up to about an hour, far less than retire_ms.
+            dormant = last_event_ms is not None and last_event_ms < self.front - self.params.retire_ms
+            self.streams[name] = StreamPosition(
+                name, moved=not dormant, found_front=self.front, dormant=dormant
+            )
+        elif last_event_ms is not None and (
+            last_event_ms > s.pos if s.pos is not None else last_event_ms >= self.new_floor()
+        ):
+            s.moved = True
+
+    def listed_completely(self, names: Iterable[str]) -> None:
+        """A complete listing: streams no longer there (deleted, expired) are forgotten unless events of
+        theirs still wait for Falco."""
+        present = set(names)
+        for name in [n for n, s in self.streams.items() if n not in present and not s.queued]:
+            del self.streams[name]
+
+    def _retired(self, s: StreamPosition, now_ms: int) -> bool:
+        return not s.moved and (s.dormant or self.floor_of(s) < now_ms - self.params.retire_ms)
+
+    def plan(self, now_ms: int) -> list[Read]:
+        """The reads of one poll. Streams that may have something new are read every poll; the others
+        every `idle_every_ms` (or for free when their start is within a read already planned)."""
+        p = self.params
+        idle_round = now_ms - self._last_idle_read >= p.idle_every_ms
+        if idle_round:
+            self._last_idle_read = now_ms
+        live = [s for s in self.streams.values() if not self._retired(s, now_ms)]
+        due = [s for s in live if s.moved or idle_round]
+        rest = [s for s in live if not (s.moved or idle_round)]
+        due.sort(key=self.floor_of, reverse=True)
+        groups: list[list[StreamPosition]] = []
+        for s in due:
+            if (
+                groups
+                and len(groups[-1]) < MAX_NAMES
+                and self.floor_of(s) >= self.floor_of(groups[-1][0]) - p.together_ms
+            ):
+                groups[-1].append(s)
+            else:
+                groups.append([s])
+        reads: list[Read] = []
+        for members in groups:
+            start = min(self.floor_of(s) for s in members)
+            # A stream at or after the read's start costs nothing extra: it rides along.
+            for s in list(rest):
+                if len(members) >= MAX_NAMES:
+                    break
+                if self.floor_of(s) >= start:
+                    members.append(s)
+                    rest.remove(s)
+            reads.append(Read(tuple(s.name for s in members), start, max(start, now_ms)))
+        return reads
+
+    def accept(self, name: str, event_id: str, ts_ms: int) -> bool:
+        """True the first time an event of a known stream is read at or after the stream's floor."""
+        s = self.streams.get(name)
+        if s is None or ts_ms < self.floor_of(s) or event_id in s.seen:
+            return False
+        s.seen[event_id] = ts_ms
+        s.moved = True
+        s.dormant = False  # it came back: from now on a quiet stream like the others
+        if s.pos is None or ts_ms > s.pos:
+            if s.pos is None:
+                s.floor = self.new_floor()
+            s.pos = ts_ms
+            floor = ts_ms - self.params.overlap_ms
+            if floor > s.floor:
+                s.floor = floor
+                if len(s.seen) > s.prune_at:  # amortised: a dense backlog does not prune per event
+                    s.seen = {e: t for e, t in s.seen.items() if t >= floor}
+                    s.prune_at = max(4096, 2 * len(s.seen))
+        return True
+
+    def finished(self, read: Read, found: Mapping[str, int]) -> None:
+        """The read was paginated to its end; `found` counts the new events per stream."""
+        for name in read.names:
+            s = self.streams.get(name)
+            if s is None:
+                continue
+            s.moved = found.get(name, 0) > 0
+            floor = self.floor_of(s)
+            s.seen = {e: t for e, t in s.seen.items() if t >= floor}
+
+    def followed(self, poll_ms: int) -> None:
+        """Every read of the poll that started at `poll_ms` finished."""
+        self.front = max(self.front, poll_ms)
+
+    # ------------------------------------------------------------------------------------ delivery
+
+    def delivered(self, name: str, event_id: str, ts_ms: int) -> None:
+        s = self.streams.get(name)
+        if s is None:
+            return
+        s.queued -= 1
+        if s.done_ts is None or ts_ms > s.done_ts:
+            s.done_ts, s.done_ids = ts_ms, [event_id]
+        elif ts_ms == s.done_ts:
+            s.done_ids.append(event_id)
+        # ts_ms < done_ts: an out-of-order event the overlap caught; the position stays
+
+    def state(self, now_ms: int) -> dict[str, Any]:
+        """The checkpoint: where a restart resumes so that nothing delivered comes again and nothing
+        read but not yet delivered is lost."""
+        p = self.params
+        front = self.front
+        kept: list[StreamPosition] = []
+        for s in self.streams.values():
+            if s.done_ts is None:
+                if s.queued > 0:  # its events must be found again from the front it was found at
+                    front = min(front, s.found_front)
+                continue
+            if s.done_ts >= now_ms - p.retire_ms or s.queued > 0:
+                kept.append(s)
+        kept.sort(key=lambda s: s.done_ts or 0, reverse=True)
+        return {
+            "version": STATE_VERSION,
+            "origin": self.origin,
+            "front": front,
+            "streams": {s.name: [s.done_ts, list(s.done_ids)] for s in kept[: p.max_streams]},
+        }

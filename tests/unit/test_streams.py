@@ -1,0 +1,209 @@
+"""Per-stream read positions of one log group: what is read, what is new, what the checkpoint holds."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from k8saudit_eks_py.checkpoint_store import MAX_STATE_BYTES
+from k8saudit_eks_py.sources.streams import MAX_NAMES, GroupPositions, Read, ReadParams
+
+PARAMS = ReadParams(
+    lookback_ms=60_000, overlap_ms=1_000, together_ms=500, idle_every_ms=15_000, retire_ms=600_000
+)
+NOW = 10_000_000
+
+
+def fresh(shift_ms: int = 60_000, now: int = NOW) -> GroupPositions:
+    return GroupPositions(PARAMS, None, now, shift_ms)
+
+
+def read_all(g: GroupPositions, read: Read, events: list[tuple[str, str, int]]) -> list[str]:
+    """Feed a read's events; return the ids accepted; finish the read."""
+    got = [eid for name, eid, ts in events if name in read.names and read.start <= ts <= read.end]
+    accepted = [eid for name, eid, ts in events if eid in got and g.accept(name, eid, ts)]
+    found: dict[str, int] = {}
+    for name, eid, _ts in events:
+        if eid in accepted:
+            found[name] = found.get(name, 0) + 1
+    g.finished(read, found)
+    return accepted
+
+
+def test_first_start_reads_new_streams_from_now_minus_shift() -> None:
+    g = fresh(shift_ms=3_600_000)
+    g.found("a")
+    (read,) = g.plan(NOW)
+    assert read == Read(("a",), NOW - 3_600_000, NOW)
+
+
+def test_each_stream_is_read_from_its_own_position_minus_the_overlap() -> None:
+    g = fresh()
+    g.found("a")
+    g.found("b")
+    (read,) = g.plan(NOW)
+    events = [("a", "a1", NOW - 500), ("a", "a2", NOW - 100), ("b", "b1", NOW - 300)]
+    assert read_all(g, read, events) == ["a1", "a2", "b1"]
+    g.followed(NOW)
+    (again,) = g.plan(NOW + 5_000)
+    assert again.start == NOW - 300 - 1_000  # b's position minus the overlap, within together_ms of a's
+    more = [*events, ("a", "a3", NOW + 4_000), ("b", "b2", NOW + 4_500)]
+    assert read_all(g, again, more) == ["a3", "b2"]  # the overlap's events are recognised, not repeated
+
+
+def test_same_millisecond_bursts_and_overlap_repeats_are_accepted_once() -> None:
+    g = fresh()
+    g.found("a")
+    (read,) = g.plan(NOW)
+    burst = [("a", f"e{i}", NOW - 2 + i % 3) for i in range(3000)]
+    assert len(read_all(g, read, burst)) == 3000
+    (again,) = g.plan(NOW + 1)
+    assert read_all(g, again, burst) == []
+
+
+def test_a_late_stream_is_read_from_the_front_minus_lookback_not_before() -> None:
+    g = fresh()
+    g.found("a")
+    (read,) = g.plan(NOW)
+    read_all(g, read, [("a", "a1", NOW - 10)])
+    g.followed(NOW)
+    later = NOW + 200_000
+    g.followed(later)
+    g.found("late")  # appears with events 3 minutes old and some beyond lookback
+    reads = g.plan(later + 1)
+    late_read = next(r for r in reads if "late" in r.names)
+    assert late_read.start == later - 60_000
+    events = [("late", "old", later - 70_000), ("late", "l1", later - 50_000), ("late", "l2", later - 40_000)]
+    assert read_all(g, late_read, events) == ["l1", "l2"]
+
+
+def test_a_lagging_stream_gets_a_read_of_its_own_and_does_not_drag_the_others_back() -> None:
+    g = fresh(shift_ms=300_000)
+    g.found("fast")
+    g.found("slow")
+    (read,) = g.plan(NOW)
+    read_all(g, read, [("fast", "f1", NOW - 10), ("slow", "s1", NOW - 200_000)])
+    g.followed(NOW)
+    reads = g.plan(NOW + 5_000)
+    by_name = {name: r for r in reads for name in r.names}
+    assert by_name["fast"].start == NOW - 10 - 1_000
+    assert by_name["slow"].start == NOW - 200_000 - 1_000
+    assert by_name["fast"] is not by_name["slow"]
+    # The slow stream catches up: once its position is within together_ms it shares the read again.
+    read_all(g, by_name["slow"], [("slow", "s2", NOW + 4_990)])
+    read_all(g, by_name["fast"], [("fast", "f2", NOW + 4_990)])
+    (merged,) = g.plan(NOW + 10_000)
+    assert set(merged.names) == {"fast", "slow"}
+
+
+def test_quiet_streams_are_read_every_idle_period_or_when_listed_as_moved() -> None:
+    g = fresh(shift_ms=600_000)
+    g.found("busy")
+    g.found("quiet")
+    (read,) = g.plan(NOW)
+    read_all(g, read, [("busy", "b1", NOW - 10), ("quiet", "q1", NOW - 120_000)])
+    # busy found events: read again next poll; quiet too (it found one). Afterwards quiet finds nothing.
+    reads = g.plan(NOW + 5_000)
+    for r in reads:
+        read_all(g, r, [("busy", "b2", NOW + 4_000)])
+    names = {n for r in g.plan(NOW + 10_000) for n in r.names}
+    assert names == {"busy"}  # quiet: not moved, idle period not over
+    g.found("quiet", last_event_ms=NOW + 9_000)  # DescribeLogStreams: it moved
+    assert {n for r in g.plan(NOW + 11_000) for n in r.names} >= {"quiet"}
+    g2 = fresh(shift_ms=600_000)
+    g2.found("quiet")
+    (r0,) = g2.plan(NOW)
+    read_all(g2, r0, [])
+    g2.followed(NOW)
+    assert g2.plan(NOW + 5_000) == []
+    assert [r.names for r in g2.plan(NOW + 15_000)] == [("quiet",)]  # the idle period is the safety net
+
+
+def test_streams_listed_with_a_long_past_last_event_are_read_only_once_they_move() -> None:
+    g = fresh()
+    g.followed(NOW)
+    g.found("gone", last_event_ms=NOW - PARAMS.retire_ms - 1)  # an API server replaced long ago
+    g.found("live", last_event_ms=NOW - 1_000)
+    assert [r.names for r in g.plan(NOW + 1)] == [("live",)]
+    assert [r.names for r in g.plan(NOW + PARAMS.idle_every_ms + 2)] == [("live",)]
+    g.found("gone", last_event_ms=NOW + 5)
+    back = next(r for r in g.plan(NOW + PARAMS.idle_every_ms + 3) if "gone" in r.names)
+    read_all(g, back, [("gone", "g1", NOW + 5)])
+    read_all(g, back, [])  # quiet again: now read on idle rounds like any other stream
+    assert "gone" in {n for r in g.plan(NOW + 3 * PARAMS.idle_every_ms) for n in r.names}
+
+
+def test_at_most_100_names_per_read() -> None:
+    g = fresh()
+    for i in range(250):
+        g.found(f"s{i:03d}")
+    reads = g.plan(NOW)
+    assert [len(r.names) for r in reads] == [MAX_NAMES, MAX_NAMES, 50]
+    assert len({n for r in reads for n in r.names}) == 250
+
+
+def test_checkpoint_restores_positions_exactly() -> None:
+    g = fresh()
+    g.found("a")
+    (read,) = g.plan(NOW)
+    events = [("a", "x", NOW - 5), ("a", "y", NOW - 1), ("a", "z", NOW - 1)]
+    read_all(g, read, events)
+    for s in g.streams.values():
+        s.queued = 3
+    g.delivered("a", "x", NOW - 5)
+    g.delivered("a", "y", NOW - 1)  # z read but not delivered
+    state = orjson.loads(orjson.dumps(g.state(NOW)))
+    GroupPositions.check_state(state)
+    assert state["streams"] == {"a": [NOW - 1, ["y"]]}
+    restored = GroupPositions(PARAMS, state, NOW + 60_000, 0)
+    (again,) = restored.plan(NOW + 60_000)
+    assert again.start == NOW - 1  # no overlap after a restart: nothing before the position is repeated
+    assert read_all(restored, again, events) == ["z"]
+
+
+def test_checkpoint_front_stays_behind_streams_with_undelivered_events() -> None:
+    g = fresh()
+    g.followed(NOW)
+    g.found("new")
+    (read,) = g.plan(NOW + 1)
+    read_all(g, read, [("new", "n1", NOW - 30_000)])
+    g.streams["new"].queued = 1
+    g.followed(NOW + 5_000)
+    state = g.state(NOW + 5_000)
+    assert state["front"] == NOW and state["streams"] == {}
+    restored = GroupPositions(PARAMS, state, NOW + 100_000, 0)
+    restored.found("new")
+    (again,) = restored.plan(NOW + 100_000)
+    assert again.start <= NOW - 30_000  # the undelivered event is found again
+
+
+def test_checkpoint_stays_small_and_forgets_retired_streams() -> None:
+    g = fresh()
+    for i in range(300):
+        g.found(f"s{i}")
+    (r1, r2, r3) = g.plan(NOW)
+    events = [(f"s{i}", f"{i:056d}", NOW - i) for i in range(300)]
+    for r in (r1, r2, r3):
+        read_all(g, r, events)
+    for name, eid, ts in events:
+        g.streams[name].queued = 1
+        g.delivered(name, eid, ts)
+    state = g.state(NOW)
+    assert len(state["streams"]) == PARAMS.max_streams  # the newest
+    assert len(orjson.dumps(state)) < 16_384 < MAX_STATE_BYTES
+    later = g.state(NOW + PARAMS.retire_ms + 1_000)
+    assert later["streams"] == {}
+
+
+def test_invalid_states_are_refused() -> None:
+    for bad in ({}, {"version": 9, "origin": 1, "front": 1, "streams": {}}, {"version": 1, "origin": "x"}):
+        with pytest.raises((ValueError, KeyError, TypeError)):
+            GroupPositions.check_state(bad)
+
+
+def test_derived_defaults() -> None:
+    p = ReadParams.derive(600, 5)
+    assert p == ReadParams(
+        lookback_ms=600_000, overlap_ms=500, together_ms=500, idle_every_ms=15_000, retire_ms=3_600_000
+    )
+    assert ReadParams.derive(0, 0).idle_every_ms == 3_000

@@ -108,20 +108,24 @@ def _settle_and_finish(r: Replicas, alive: list[HostProc], timeout: float = 20) 
     return seen
 
 
+def _spread(procs: list[HostProc]) -> list[int]:
+    """How many log groups each host delivered from in the last 2 s."""
+    now = time.time()
+    return [len(p.clusters_since(now - 2)) for p in procs]
+
+
 def test_three_replicas_three_clusters_each_event_exactly_once(replicas: Any) -> None:
     r = replicas(3)
     r.traffic.start()
-    procs = [r.start(seconds=14) for _ in range(3)]
-    time.sleep(11)
-    r.traffic.stop()
+    procs = [r.start(seconds=18) for _ in range(3)]
+    # Balanced while they run: each host delivers from exactly one log group, a different one each.
+    assert wait_for(lambda: _spread(procs) == [1, 1, 1], 14), _spread(procs)
+    assert len(set().union(*(p.clusters_since(time.time() - 2) for p in procs))) == 3
+    time.sleep(1)
     seen = _settle_and_finish(r, procs)
     assert [k for k, n in seen.items() if n > 1] == []
-    # Balanced: when they stop, each host holds exactly one log group (units_held, reported before close).
-    assert [p.summary()["metrics"]["units_held"] for p in procs] == [1, 1, 1]
     for p in procs:
-        assert p.summary()["rc"] in (-1, 0) and p.summary()["metrics"]["lease_takeovers"] >= 0
-    late = time.time() - 4
-    assert sorted(len(p.clusters_since(late - 3)) for p in procs) == [1, 1, 1]
+        assert p.summary()["rc"] in (-1, 0) and p.summary()["max_batch_ms"] < 1000, p.summary()
 
 
 def test_kill_9_of_a_replica_moves_its_unit_to_a_survivor(replicas: Any) -> None:
@@ -173,12 +177,6 @@ def test_replica_cut_off_from_dynamodb_stops_delivering_before_its_lease_can_mov
     cut_late = {e["values"][0][0] for e in cut.events() if e["t"] >= cut_at - 1}
     assert {k for k, n in seen.items() if n > 1} <= cut_late
     assert cut.summary()["rc"] in (-1, 0)  # cut off, it kept answering next_batch (timeouts), never failed
-
-
-def _spread(procs: list[HostProc]) -> list[int]:
-    """How many log groups each host delivered from in the last 2 s."""
-    now = time.time()
-    return [len(p.clusters_since(now - 2)) for p in procs]
 
 
 def test_rebalance_when_a_replica_joins_and_when_one_leaves(replicas: Any) -> None:

@@ -31,6 +31,7 @@ import orjson
 FILTER = "Logs_20140328.FilterLogEvents"
 DYNAMODB = "DynamoDB_20120810."
 GET_RECORDS = "Kinesis_20131202.GetRecords"
+GET_SHARD_ITERATOR = "Kinesis_20131202.GetShardIterator"
 # The throttle answer of each service (Kinesis says it per shard).
 _THROTTLE_CODE = {"Kinesis_20131202": "ProvisionedThroughputExceededException"}
 _EMPTY_PREFIX = "faultproxy-empty:"
@@ -56,6 +57,8 @@ class Faults:
     targets: tuple[str, ...] = (FILTER,)  # X-Amz-Target values the faults apply to
     expired_iterator: float = 0.0  # Kinesis: ExpiredIteratorException (the iterator outlived 5 minutes)
     deny_targets: tuple[str, ...] = ()  # these targets always get AccessDeniedException
+    # Kinesis GetShardIterator from a sequence number answers as for a record past the stream's retention.
+    trimmed_sequences: bool = False
 
 
 @dataclass
@@ -137,6 +140,13 @@ class FaultProxy:
         if target.startswith(DYNAMODB):
             self._dynamodb(h, body, target[len(DYNAMODB) :])
             return None
+        if f.trimmed_sequences and target == GET_SHARD_ITERATOR and b"StartingSequenceNumber" in body:
+            return self._error(
+                h,
+                400,
+                "InvalidArgumentException",
+                "StartingSequenceNumber used in GetShardIterator is beyond the trim horizon of the shard",
+            )
         if target in f.deny_targets:
             action = target.split(".")[-1]
             return self._error(h, 400, "AccessDeniedException", f"User is not authorized to perform {action}")

@@ -311,11 +311,11 @@ class KinesisSource:
         (the new owner reads them again from the last checkpoint)."""
         if self._leases is None:
             return
-        changes = self._leases.changes()
-        if not changes:
-            return
         relist = False
-        with self._cond:
+        with self._cond:  # drained under the lock: both threads apply changes, in the order they came
+            changes = self._leases.changes()
+            if not changes:
+                return
             for change in changes:
                 if not change.acquired:
                     self._forget(change.shard_id)

@@ -1,6 +1,7 @@
 """Stream mode with several replicas in one process: shard leases on moto's DynamoDB beside its Kinesis.
 
 Balanced shards and exactly-once delivery across replicas, a clean close handing the shards over at once,
+a replica cut off from DynamoDB stopping delivery before its lease can expire,
 a rejected checkpoint dropping the shard, and a split while two replicas read (children after parents,
 even across replicas). The kill -9 of a replica process is in test_stream_replicas_host.py."""
 
@@ -18,6 +19,7 @@ import pytest
 from k8saudit_eks_py import metrics
 from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.kinesis import KinesisSource, open_kinesis
+from tests.support.faultproxy import FaultProxy
 from tests.support.kinesis import FAST_STREAM, Traffic, client, create_stream, event_id, record_data
 from tests.support.leases import dynamodb, new_table, owners
 from tests.support.moto_server import MotoServer, audit_event, audit_ids, aws_env  # noqa: F401
@@ -200,3 +202,44 @@ def test_split_while_two_replicas_read_children_after_parents_once_in_order() ->
     assert drive.ids() == [f"a-{i}" for i in range(400)]
     assert reshards == 1
     assert len(table_owners) == 4
+
+
+def test_a_replica_cut_off_from_dynamodb_stops_delivering_before_expiry_and_loses_nothing(
+    moto: MotoServer, opened: list[KinesisSource]
+) -> None:
+    create_stream(moto.url, "cutoff", 2)
+    table = new_table(moto.url)
+    traffic = Traffic(moto.url, "cutoff", per_round=10, every_s=0.1)
+    with FaultProxy(moto.url) as proxy:
+        values = {
+            "kinesis_endpoint_url": moto.url,
+            "coordination_endpoint_url": proxy.url,
+            "coordination_table": table,
+            "lease_duration": LEASE_S,
+            "replica_id": "cut",
+            "region": "us-east-1",
+            "shift": 600,
+        }
+        source = open_kinesis("cutoff", parse_config(orjson.dumps(values).decode()), tuning=FAST_STREAM)
+        opened.append(source)
+        drive = Driver({"cut": source})
+        try:
+            assert drive.until(
+                lambda: source.metrics()[metrics.SHARDS_HELD] == 2 and len(drive.ids()) > 50, 15
+            )
+            proxy.faults.dynamodb_cut = True
+            cut_at = time.monotonic()
+            timeline: list[tuple[float, int]] = []
+            while time.monotonic() - cut_at < LEASE_S - 0.3:  # until just before the lease could expire
+                drive.spin(0.1)
+                timeline.append((time.monotonic() - cut_at, len(drive.got)))
+            # Deliveries stop lease_duration - margin (2 s) after the last renewal, sent before the cut.
+            stopped = [n for t, n in timeline if t >= LEASE_S - 1.0]
+            assert len(set(stopped)) == 1, timeline
+            proxy.faults.dynamodb_cut = False
+        finally:
+            total = traffic.stop()
+        # Renewals succeed again (nobody else took the leases): the queued events follow, none lost.
+        assert drive.until(lambda: len(set(drive.ids())) >= total, 20)
+        drive.spin(0.5)
+    assert sorted(drive.ids()) == sorted(f"a-{i}" for i in range(total))  # once each

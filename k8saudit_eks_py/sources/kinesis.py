@@ -143,6 +143,7 @@ class KinesisSource:
         self._pending: dict[str, UnitState] = {}  # states of the batch last returned, saved on the next call
         self._list_due = 0.0
         self._list_failures = 0
+        self._retention_ms = 24 * 3_600_000  # the stream's, read at open
         self._clusters_by_audit_id: dict[str, str] = {}
         self._cluster_map_cap = max(_CLUSTER_MAP_MIN, 4 * config.buffer_size)
         self._start_ms = int(clock() * 1000) - config.shift * 1000
@@ -200,6 +201,9 @@ class KinesisSource:
             try:
                 summary = self._client.describe_stream_summary(**self._stream_request)
                 status = summary.get("StreamDescriptionSummary", {}).get("StreamStatus")
+                hours = summary.get("StreamDescriptionSummary", {}).get("RetentionPeriodHours")
+                if isinstance(hours, int) and hours > 0:
+                    self._retention_ms = hours * 3_600_000
                 if status not in (None, "ACTIVE", "UPDATING"):
                     log.info(f"open: stream {self.stream} is {status}; reading starts once it is ACTIVE")
                 return
@@ -355,7 +359,7 @@ class KinesisSource:
                     )
                 except Exception as exc:
                     if "StartingSequenceNumber" in request and classify(exc) == "invalid":
-                        self._past_retention(r, request["StartingSequenceNumber"], exc)
+                        self._past_retention(r, request["StartingSequenceNumber"], aws.describe(exc))
                         return
                     raise
                 r.iterator = answer["ShardIterator"]
@@ -383,6 +387,17 @@ class KinesisSource:
             nbytes += len(data)
             self._take(r, str(record["SequenceNumber"]), data)
         r.millis_behind = int(page.get("MillisBehindLatest") or 0)
+        if (
+            not records
+            and r.ordinal == 0
+            and r.resumed_from is not None
+            and r.millis_behind >= self._retention_ms
+        ):
+            # Kinesis may also accept the trimmed position and then answer empty pages, a whole retention
+            # behind the newest record, without ever reaching it.
+            behind_h = r.millis_behind / 3_600_000
+            self._past_retention(r, r.resumed_from, f"GetRecords answers nothing, {behind_h:.1f} h behind")
+            return
         nxt = page.get("NextShardIterator")
         if nxt:
             r.iterator = nxt
@@ -393,20 +408,20 @@ class KinesisSource:
             self._cond.notify_all()
         log.info(f"stream {self.stream}: shard {r.info.shard_id} closed and read to its end")
 
-    def _past_retention(self, r: ShardReader, seq: str, exc: BaseException) -> None:
+    def _past_retention(self, r: ShardReader, seq: str, cause: str) -> None:
         """Kinesis refuses the sequence number to resume from: its record is gone (older than the stream's
         retention) or of another stream (deleted and created again). Retrying cannot help: read from the
         oldest record kept."""
         self._counters[metrics.ERRORS] += 1
         r.from_trim_horizon = True
-        r.last_read_seq = r.skip_seq = None
+        r.iterator = r.resumed_from = r.last_read_seq = r.skip_seq = None
         r.skip_n = 0
         r.due = time.monotonic()
         log.warning(
             f"stream {self.stream}: shard {r.info.shard_id}: cannot resume after sequence number {seq} "
-            f"({aws.describe(exc)}): it is past the stream's retention. Reading from the oldest record kept "
+            f"({cause}): it is past the stream's retention. Reading from the oldest record kept "
             "(TRIM_HORIZON): events may have been lost while Falco was down longer than the retention",
-            key=f"trimmed:{r.info.shard_id}",
+            key=f"trimmed:{self.stream}:{r.info.shard_id}",
         )
 
     def _failed(self, operation: str, r: ShardReader | None, exc: BaseException) -> None:

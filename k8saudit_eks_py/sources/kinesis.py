@@ -554,6 +554,8 @@ class KinesisSource:
         allowed = {sid for sid, r in self._readers.items() if leases.deliverable(r.key)}
         if len(allowed) == len(self._readers):
             return [self._queue.popleft() for _ in range(min(max_events, len(self._queue)))]
+        if not any(self._readers[sid].queued for sid in allowed):
+            return []  # (waiting for a renewal: no walk through the queue every few ms)
         items: list[_Item] = []
         kept: deque[_Item] = deque()
         for item in self._queue:

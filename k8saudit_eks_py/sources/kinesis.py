@@ -68,6 +68,7 @@ class _Item(NamedTuple):
     after: Position  # the shard's position once this event is delivered
     cluster: str | None
     audit_id: str | None
+    seen: tuple[str, str] | None = None  # its key in the eventId window (forgotten if it is dropped)
 
 
 def open_kinesis(
@@ -343,7 +344,12 @@ class KinesisSource:
         key = r.key
         self._pending.pop(key, None)
         if r.queued:
-            kept = deque(item for item in self._queue if item.shard != shard_id)
+            kept: deque[_Item] = deque()
+            for item in self._queue:
+                if item.shard != shard_id:
+                    kept.append(item)
+                else:
+                    self._gate.forget(item.seen)  # read again by the next owner, maybe this replica
             self._queue_bytes = sum(len(item.payload) for item in kept)
             self._queue = kept
         log.info(f"stream {self.stream}: stopped reading shard {shard_id} ({r.queued} queued events dropped)")
@@ -478,11 +484,13 @@ class KinesisSource:
                     continue
                 self._counters[metrics.EVENTS_READ] += 1
                 after = Position(seq, 0 if index == last else index + 1, ordinal)
-                item = self._gate.event(decoded.log_group, ev.event_id, ev.timestamp_ms, ev.message)
-                if item is None:
+                shaped = self._gate.event(decoded.log_group, ev.event_id, ev.timestamp_ms, ev.message)
+                if shaped is None:
                     continue
-                ts_ns, payload, audit_id = item
-                if not self._put(r, _Item(ts_ns, payload, r.info.shard_id, after, cluster, audit_id)):
+                ts_ns, payload, audit_id = shaped
+                seen = (decoded.log_group, ev.event_id) if ev.event_id is not None else None
+                item = _Item(ts_ns, payload, r.info.shard_id, after, cluster, audit_id, seen)
+                if not self._put(r, item):
                     raise aws.Cancelled()
         with self._cond:
             r.read_pos = Position(seq, 0, ordinal)
@@ -498,11 +506,13 @@ class KinesisSource:
                 if self._stop.is_set():
                     return False
                 if self._readers.get(r.info.shard_id) is not r:
-                    return True  # its lease was lost meanwhile: the event is not ours to deliver
+                    self._gate.forget(item.seen)  # its lease was lost meanwhile: not ours to deliver
+                    return True
                 self._cond.wait(1.0)
             if self._stop.is_set():
                 return False
             if self._readers.get(r.info.shard_id) is not r:
+                self._gate.forget(item.seen)
                 return True
             self._queue.append(item)
             self._queue_bytes += size

@@ -89,6 +89,8 @@ def open_kinesis(
     if store is None and config.coordination_table:
         from k8saudit_eks_py.coordination.start import start_coordinator
 
+        if config.checkpoint_file:
+            log.info("checkpoint_file is not used with coordination_table: checkpoints live in the table")
         coordinator = start_coordinator(config, region, ())  # units come from ListShards
         leases = ShardLeases(coordinator, stream.ident)
         store = coordinator.store

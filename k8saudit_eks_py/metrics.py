@@ -55,7 +55,7 @@ GAUGE = 1
 # Counters: monotonic for the life of the plugin state (closed instances are folded in by plugin.py).
 EVENTS = "events"  # events delivered to Falco by next_batch
 BYTES = "bytes"  # payload bytes of those events
-API_CALLS = "api_calls"  # CloudWatch Logs API requests sent (each page counts)
+API_CALLS = "api_calls"  # AWS API requests sent, all services (each page counts)
 THROTTLES = "throttles"  # ThrottlingException answers
 ERRORS = "errors"  # failed API calls of any other kind (network, 5xx, AccessDenied, ...)
 RETRIES = "retries"  # calls repeated after a throttle or an error
@@ -88,7 +88,7 @@ MILLIS_BEHIND_LATEST = "millis_behind_latest"  # Kinesis lag: largest MillisBehi
 DESCRIPTIONS: dict[str, str] = {
     EVENTS: "audit events delivered to Falco",
     BYTES: "payload bytes delivered to Falco",
-    API_CALLS: "CloudWatch Logs API calls",
+    API_CALLS: "AWS API calls (all services)",
     THROTTLES: "API calls answered with ThrottlingException",
     ERRORS: "API calls failed for another reason (network, 5xx, access denied)",
     RETRIES: "API calls repeated after a throttle or an error",

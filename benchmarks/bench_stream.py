@@ -1,9 +1,11 @@
 """Stream mode: events/s from a local moto Kinesis through the Kinesis source and through the .so in the C
-host, and PutLogEvents → subscription → Kinesis → next_batch latency at the default settings. Prints
-numbers; asserts nothing. (Local endpoint: real CloudWatch adds its own delivery delay to the stream.)
+host, PutLogEvents → subscription → Kinesis → next_batch latency at the default settings, and with two
+replicas (two C hosts sharing the shards through the lease table) the failover time: kill -9 of one →
+first event of its shards delivered by the other. Prints numbers; asserts nothing. (Local endpoint: real
+CloudWatch adds its own delivery delay to the stream.)
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_stream.py [--events 30000] [--pad 800] [--per-record 40]
-        [--shards 2] [--latency 20]
+        [--shards 2] [--latency 20] [--failover-lease 20]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,7 +28,9 @@ from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.kinesis import open_kinesis
 from tests.support.host import Host, build_host
+from tests.support.host_process import HostProcess
 from tests.support.kinesis import client, create_stream, event_id, record_data, subscribe
+from tests.support.leases import new_table, owners, wait_for
 from tests.support.moto_server import (
     audit_event,
     audit_ids,
@@ -136,6 +141,80 @@ def latency(url: str, stream: str, count: int) -> list[float]:
     return seen
 
 
+def failover(url: str, lease_s: int) -> tuple[float, float] | None:
+    """Two host replicas on a 2-shard stream, one event per shard every 0.1 s; kill -9 of the one holding
+    shard 1 → (seconds until the survivor owns it in the table, until it delivers its first event)."""
+    stream = "failover"
+    create_stream(url, stream, 2)
+    table = new_table(url)
+    k = client("kinesis", url)
+    shards = k.list_shards(StreamName=stream)["Shards"]
+    keys = {s["ShardId"]: s["HashKeyRange"]["StartingHashKey"] for s in shards}
+    stop = threading.Event()
+    of_shard: dict[str, str] = {}
+
+    def writer() -> None:
+        n = 0
+        while not stop.wait(0.1):
+            ts = int(time.time() * 1000)
+            for shard, key in keys.items():
+                of_shard[f"a-{n}"] = shard
+                data = record_data("/aws/eks/bench/cluster", [(event_id(n), ts, audit_event(n, ts))])
+                k.put_record(StreamName=stream, Data=data, PartitionKey="k", ExplicitHashKey=key)
+                n += 1
+
+    host = Host(build_host(), library_path())
+    with tempfile.TemporaryDirectory() as tmp:
+        requests = os.path.join(tmp, "requests.txt")
+        with open(requests, "w") as f:
+            f.write("ka.auditid\n")
+        procs = {}
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            for name in ("r0", "r1"):
+                config = {
+                    "kinesis_endpoint_url": url,
+                    "coordination_endpoint_url": url,
+                    "coordination_table": table,
+                    "lease_duration": lease_s,
+                    "replica_id": name,
+                    "region": "us-east-1",
+                    "shift": 600,
+                }
+                procs[name] = HostProcess(
+                    host, Path(tmp) / f"{name}.jsonl", config, f"kinesis://{stream}", Path(requests)
+                )
+            if not wait_for(lambda: sorted(owners(url, table).values()) == ["r0", "r1"], 6 * lease_s, 0.2):
+                return None
+            time.sleep(1.0)
+            unit = next(u for u, o in owners(url, table).items() if o == "r1")
+            shard = unit.rsplit("|", 1)[-1]
+            killed = time.time()
+            procs["r1"].kill9()
+            if not wait_for(lambda: owners(url, table)[unit] == "r0", 3 * lease_s, 0.05):
+                return None
+            owned = time.time() - killed
+            first = None
+            deadline = time.monotonic() + 10
+            while first is None and time.monotonic() < deadline:
+                first = next(
+                    (
+                        t
+                        for t, ids in procs["r0"].batches()
+                        if t > killed and any(of_shard.get(i) == shard for i in ids)
+                    ),
+                    None,
+                )
+                time.sleep(0.1)
+            return (owned, first - killed) if first is not None else None
+        finally:
+            stop.set()
+            thread.join()
+            for p in procs.values():
+                p.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=30_000)
@@ -143,6 +222,7 @@ def main() -> None:
     ap.add_argument("--per-record", type=int, default=40, help="log events per subscription record")
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--latency", type=int, default=20, help="events put one by one for the latency test")
+    ap.add_argument("--failover-lease", type=int, default=20, help="lease_duration in the failover (0: skip)")
     args = ap.parse_args()
     os.environ.clear()
     os.environ.update(dummy_environ())
@@ -170,6 +250,17 @@ def main() -> None:
                     f"PutLogEvents → subscription → Kinesis → next_batch at defaults, {len(lat)} events: "
                     f"median {statistics.median(lat):.2f}s, max {max(lat):.2f}s"
                 )
+        if args.failover_lease:
+            took = failover(server.url, args.failover_lease)
+            print(
+                f"2 replicas, lease_duration {args.failover_lease}s, kill -9 of one: "
+                + (
+                    f"its shard owned by the survivor after {took[0]:.1f}s, first event of it delivered "
+                    f"after {took[1]:.1f}s"
+                    if took
+                    else "no failover measured (timed out)"
+                )
+            )
 
 
 if __name__ == "__main__":

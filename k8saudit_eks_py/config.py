@@ -40,7 +40,12 @@ _SPEC: tuple[tuple[str, str, Any, str], ...] = (
     ("log_group", "string", "", "Log group name or ARN; default /aws/eks/<cluster>/cluster."),
     ("log_stream_prefix", "string", "kube-apiserver-audit", "Only streams with this prefix are read."),
     ("filter_pattern", "string", "", "CloudWatch filter pattern applied server-side."),
-    ("lookback", "integer", 600, "Seconds re-read behind the newest event to catch late-ingested events."),
+    (
+        "lookback",
+        "integer",
+        600,
+        "How old (seconds) the first events of a stream found late may be and still be delivered.",
+    ),
     ("checkpoint_file", "string", "", "File where the read position is kept across restarts."),
     ("max_api_calls_per_second", "number", 2.0, "Cap on CloudWatch API calls per second (quota is 5/s)."),
     (

@@ -55,11 +55,11 @@ GAUGE = 1
 # Counters: monotonic for the life of the plugin state (closed instances are folded in by plugin.py).
 EVENTS = "events"  # events delivered to Falco by next_batch
 BYTES = "bytes"  # payload bytes of those events
-API_CALLS = "api_calls"  # CloudWatch Logs API requests sent (each page counts)
+API_CALLS = "api_calls"  # AWS API requests sent, all services (each page counts)
 THROTTLES = "throttles"  # ThrottlingException answers
 ERRORS = "errors"  # failed API calls of any other kind (network, 5xx, AccessDenied, ...)
 RETRIES = "retries"  # calls repeated after a throttle or an error
-DUPLICATES_SUPPRESSED = "duplicates_suppressed"  # events seen again (lookback re-read) and not re-sent
+DUPLICATES_SUPPRESSED = "duplicates_suppressed"  # events seen again (overlap, redelivery) and not re-sent
 TRUNCATED_RECOVERED = "truncated_recovered"  # `[Truncated...]` events delivered with recovered metadata
 OVERSIZE = "oversize"  # events above max_event_size, delivered reduced to their metadata
 MALFORMED = "malformed"  # messages that are not an audit event and could not be recovered (dropped)
@@ -88,11 +88,11 @@ MILLIS_BEHIND_LATEST = "millis_behind_latest"  # Kinesis lag: largest MillisBehi
 DESCRIPTIONS: dict[str, str] = {
     EVENTS: "audit events delivered to Falco",
     BYTES: "payload bytes delivered to Falco",
-    API_CALLS: "CloudWatch Logs API calls",
+    API_CALLS: "AWS API calls (all services)",
     THROTTLES: "API calls answered with ThrottlingException",
     ERRORS: "API calls failed for another reason (network, 5xx, access denied)",
     RETRIES: "API calls repeated after a throttle or an error",
-    DUPLICATES_SUPPRESSED: "events read again (lookback) and not delivered twice",
+    DUPLICATES_SUPPRESSED: "events read again (the per-stream overlap) and not delivered twice",
     TRUNCATED_RECOVERED: "[Truncated...] events delivered with their recovered metadata",
     OVERSIZE: "events larger than max_event_size delivered reduced to their metadata",
     MALFORMED: "messages dropped because they are not an audit event",

@@ -25,6 +25,7 @@ from k8saudit_eks_py.preflight import (
     WARN,
     CheckResult,
     Options,
+    _check_coordination,
     _check_credentials,
     _check_region,
     _code,
@@ -47,6 +48,8 @@ class StreamOptions:
     endpoint_url: str = ""
     window_seconds: int = 3600
     max_calls: int = 20  # GetRecords calls at most while looking for records
+    coordination_table: str = ""  # replicas: the lease table is checked too (exists, key schema, IAM)
+    coordination_endpoint_url: str = ""
 
 
 class _StreamContext(_Context):
@@ -65,7 +68,16 @@ def run_stream_checks(
     session_factory: Callable[..., Any] = boto3.Session,
     clock: Callable[[], float] = time.time,
 ) -> list[CheckResult]:
-    ctx = _StreamContext(Options(cluster="", region=o.region, profile=o.profile, endpoint_url=o.endpoint_url))
+    ctx = _StreamContext(
+        Options(
+            cluster="",
+            region=o.region,
+            profile=o.profile,
+            endpoint_url=o.endpoint_url,
+            coordination_table=o.coordination_table,
+            coordination_endpoint_url=o.coordination_endpoint_url,
+        )
+    )
     if not _check_region(ctx, session_factory) or not _check_credentials(ctx):
         return ctx.results
     name = o.stream.rsplit("/", 1)[-1]
@@ -96,6 +108,8 @@ def run_stream_checks(
     for cluster in o.clusters:
         _check_subscription(ctx, cluster, arn, setup)
     _check_records(ctx, o, kinesis, policy, clock)
+    if o.coordination_table:
+        _check_coordination(ctx)
     return ctx.results
 
 

@@ -117,5 +117,7 @@ def _main_stream(args: argparse.Namespace) -> int:
         profile=args.profile or "",
         endpoint_url=args.endpoint_url or "",
         window_seconds=args.window,
+        coordination_table=args.coordination_table or "",
+        coordination_endpoint_url=args.coordination_endpoint_url or "",
     )
     return _print(run_stream_checks(options))

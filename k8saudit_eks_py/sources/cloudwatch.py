@@ -703,6 +703,7 @@ class CloudWatchSource:
         out[metrics.QUEUE_BYTES] = self._queue_bytes
         if self._leases is not None:
             out.update(self._leases.coordinator.metrics())
+            out[metrics.API_CALLS] += int(out.get(metrics.CALLS_DYNAMODB, 0))
         return out
 
     def close(self, snapshot: bool = True) -> None:

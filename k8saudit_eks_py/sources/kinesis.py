@@ -8,6 +8,10 @@ buffer_bytes). The shard positions of a batch next_batch
 returned are saved through the CheckpointStore when Falco asks for the next batch (or at close), so a
 restart resumes at the batch boundary, inside a record if the batch ended there. Run-time failures are
 retried with jittered backoff; only open fails.
+
+With coordination_table set, replicas share the shards through DynamoDB leases (shard_leases.py): a shard
+is read here between its lease's `acquired` and `lost`, its events reach Falco only while the lease is
+deliverable, and its checkpoint is a write fenced by the lease.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from typing import Any, NamedTuple
 from k8saudit_eks_py import aws, log, metrics
 from k8saudit_eks_py.checkpoint_store import CheckpointStore, FileStore, MemoryStore, UnitState
 from k8saudit_eks_py.config import PluginConfig
+from k8saudit_eks_py.coordination import CheckpointRejected
 from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources import Event
+from k8saudit_eks_py.sources.shard_leases import ShardLeases
 from k8saudit_eks_py.sources.shard_reader import ReaderPacing, ShardReader, after_key
 from k8saudit_eks_py.sources.shards import Position, ShardInfo, eligible, parse_shards, start_since, unit_key
 from k8saudit_eks_py.sources.stream_errors import classify, open_failure, parse_stream
@@ -62,6 +68,7 @@ class _Item(NamedTuple):
     after: Position  # the shard's position once this event is delivered
     cluster: str | None
     audit_id: str | None
+    seen: tuple[str, str] | None = None  # its key in the eventId window (forgotten if it is dropped)
 
 
 def open_kinesis(
@@ -72,20 +79,30 @@ def open_kinesis(
     store: CheckpointStore | None = None,
     clock: Callable[[], float] = time.time,
 ) -> KinesisSource:
-    """`params` is what follows kinesis://. `store` replaces the checkpoint_file/in-process store (a
-    coordinated store for replicas)."""
+    """`params` is what follows kinesis://. `store` replaces the checkpoint_file/in-process store. With
+    coordination_table set, the shards are shared with the other replicas through the lease table."""
     tuning = tuning or StreamTuning()
     stream = parse_stream(params)
-    if store is None and config.coordination_table:
-        raise OpenError(
-            "coordination_table is set, but shard leases for kinesis:// are not available in this version: "
-            "remove coordination_table and run a single replica (its position is kept in checkpoint_file)"
-        )
     region = stream.region or aws.resolve_region(config)
     clusters = [c.strip() for c in config.stream_clusters.split(",") if c.strip()]
-    if store is None:
+    leases: ShardLeases | None = None
+    if store is None and config.coordination_table:
+        from k8saudit_eks_py.coordination.start import start_coordinator
+
+        if config.checkpoint_file:
+            log.info("checkpoint_file is not used with coordination_table: checkpoints live in the table")
+        coordinator = start_coordinator(config, region, ())  # units come from ListShards
+        leases = ShardLeases(coordinator, stream.ident)
+        store = coordinator.store
+    elif store is None:
         store = FileStore(config.checkpoint_file) if config.checkpoint_file else MemoryStore()
-    source = KinesisSource(stream.ident, stream.request, config, region, clusters, tuning, store, clock)
+    try:
+        source = KinesisSource(
+            stream.ident, stream.request, config, region, clusters, tuning, store, clock, leases
+        )
+    except BaseException:
+        store.close()
+        raise
     try:
         source._preflight()
     except BaseException:
@@ -106,6 +123,7 @@ class KinesisSource:
         tuning: StreamTuning,
         store: CheckpointStore,
         clock: Callable[[], float],
+        leases: ShardLeases | None = None,
     ) -> None:
         self.config = config
         self.region = region
@@ -115,6 +133,8 @@ class KinesisSource:
         self.default_cluster: str | None = clusters[0] if len(clusters) == 1 else None
         self._clock = clock
         self._store = store
+        self._leases = leases  # None: this process reads every shard
+        self._listed: dict[str, ShardInfo] = {}
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
@@ -126,6 +146,7 @@ class KinesisSource:
         self._pending: dict[str, UnitState] = {}  # states of the batch last returned, saved on the next call
         self._list_due = 0.0
         self._list_failures = 0
+        self._retention_ms = 24 * 3_600_000  # the stream's, read at open
         self._clusters_by_audit_id: dict[str, str] = {}
         self._cluster_map_cap = max(_CLUSTER_MAP_MIN, 4 * config.buffer_size)
         self._start_ms = int(clock() * 1000) - config.shift * 1000
@@ -183,6 +204,9 @@ class KinesisSource:
             try:
                 summary = self._client.describe_stream_summary(**self._stream_request)
                 status = summary.get("StreamDescriptionSummary", {}).get("StreamStatus")
+                hours = summary.get("StreamDescriptionSummary", {}).get("RetentionPeriodHours")
+                if isinstance(hours, int) and hours > 0:
+                    self._retention_ms = hours * 3_600_000
                 if status not in (None, "ACTIVE", "UPDATING"):
                     log.info(f"open: stream {self.stream} is {status}; reading starts once it is ACTIVE")
                 return
@@ -210,8 +234,11 @@ class KinesisSource:
         return ceiling * random.uniform(0.5, 1.0)
 
     def _run(self) -> None:
+        # With leases, shards are acquired and lost between reads: look at the changes often.
+        longest_wait = 1.0 if self._leases is None else 0.1
         while not self._stop.is_set():
             try:
+                self._apply_lease_changes()
                 if time.monotonic() >= self._list_due:
                     self._list_shards()
                 with self._cond:
@@ -220,7 +247,7 @@ class KinesisSource:
                 due = min(self._list_due, nxt.due if nxt else self._list_due)
                 wait = due - time.monotonic()
                 if wait > 0:
-                    self._stop.wait(min(wait, 1.0))
+                    self._stop.wait(min(wait, longest_wait))
                     continue
                 if nxt is not None and nxt.due <= time.monotonic():
                     self._read(nxt)
@@ -255,7 +282,16 @@ class KinesisSource:
         self._plan(parse_shards(listed))
 
     def _plan(self, shards: list[ShardInfo]) -> None:
-        """Start a reader for every eligible shard not read yet (the one place deciding what is read)."""
+        """Start a reader for every eligible shard not read yet (the one place deciding what is read).
+        With leases the eligible shards are offered to the Coordinator instead; readers start when their
+        lease is acquired (_apply_lease_changes)."""
+        if self._leases is not None:
+            with self._cond:
+                self._listed = {s.shard_id: s for s in shards}
+                reading = set(self._readers)
+            self._leases.refresh_states(shards, self._saved, reading)
+            self._leases.offer(shards, self._saved)
+            return
         for s in shards:
             if s.shard_id not in self._saved:
                 self._saved[s.shard_id] = self._store.load(unit_key(self.stream, s.shard_id))
@@ -264,19 +300,76 @@ class KinesisSource:
             for s in eligible(shards, states):
                 if s.shard_id in self._readers:
                     continue
-                since = start_since(s, states, self._start_ms)
-                saved = states.get(s.shard_id)
-                self._readers[s.shard_id] = ShardReader(s, unit_key(self.stream, s.shard_id), since, saved)
-                where = "checkpoint" if saved else f"{_iso(since)}"
-                log.info(f"stream {self.stream}: reading shard {s.shard_id} from {where}")
+                self._start_reader(s, states.get(s.shard_id), states)
+
+    def _start_reader(
+        self, s: ShardInfo, saved: UnitState | None, states: dict[str, UnitState | None]
+    ) -> None:
+        """A reader for `s` from its saved state (the lineage's start time kept), else from its parents' start
+        time or now - shift (called with the lock held)."""
+        own = saved.get("since") if saved else None
+        since = own if isinstance(own, int) else start_since(s, states, self._start_ms)
+        self._readers[s.shard_id] = ShardReader(s, unit_key(self.stream, s.shard_id), since, saved)
+        where = "checkpoint" if saved else f"{_iso(since)}"
+        log.info(f"stream {self.stream}: reading shard {s.shard_id} from {where}")
+
+    def _apply_lease_changes(self) -> None:
+        """Start reading the shards whose lease was acquired; forget the lost ones and their queued events
+        (the new owner reads them again from the last checkpoint)."""
+        if self._leases is None:
+            return
+        relist = False
+        with self._cond:  # drained under the lock: both threads apply changes, in the order they came
+            changes = self._leases.changes()
+            if not changes:
+                return
+            for change in changes:
+                if not change.acquired:
+                    self._forget(change.shard_id)
+                    continue
+                info = self._listed.get(change.shard_id)
+                if change.state and change.state.get("finished"):
+                    self._saved[change.shard_id] = change.state  # finished elsewhere: its children next
+                    relist = True
+                elif info is not None:
+                    self._saved[change.shard_id] = change.state
+                    self._start_reader(info, change.state, dict(self._saved))
+            self._cond.notify_all()
+        if relist:
+            self._list_due = 0.0
+
+    def _forget(self, shard_id: str) -> None:
+        """Stop reading a shard whose lease is gone and drop its queued events (lock held)."""
+        r = self._readers.pop(shard_id, None)
+        if r is None:
+            return
+        key = r.key
+        self._pending.pop(key, None)
+        if r.queued:
+            kept: deque[_Item] = deque()
+            for item in self._queue:
+                if item.shard != shard_id:
+                    kept.append(item)
+                else:
+                    self._gate.forget(item.seen)  # read again by the next owner, maybe this replica
+            self._queue_bytes = sum(len(item.payload) for item in kept)
+            self._queue = kept
+        log.info(f"stream {self.stream}: stopped reading shard {shard_id} ({r.queued} queued events dropped)")
 
     def _read(self, r: ShardReader) -> None:
         try:
             if r.iterator is None:
                 self._counters[metrics.CALLS_GET_SHARD_ITERATOR] += 1
-                answer = self._client.get_shard_iterator(
-                    **self._stream_request, ShardId=r.info.shard_id, **r.iterator_request()
-                )
+                request = r.iterator_request()
+                try:
+                    answer = self._client.get_shard_iterator(
+                        **self._stream_request, ShardId=r.info.shard_id, **request
+                    )
+                except Exception as exc:
+                    if "StartingSequenceNumber" in request and classify(exc) == "invalid":
+                        self._past_retention(r, request["StartingSequenceNumber"], aws.describe(exc))
+                        return
+                    raise
                 r.iterator = answer["ShardIterator"]
             self._counters[metrics.CALLS_GET_RECORDS] += 1
             page = self._client.get_records(
@@ -302,6 +395,17 @@ class KinesisSource:
             nbytes += len(data)
             self._take(r, str(record["SequenceNumber"]), data)
         r.millis_behind = int(page.get("MillisBehindLatest") or 0)
+        if (
+            not records
+            and r.ordinal == 0
+            and r.resumed_from is not None
+            and r.millis_behind >= self._retention_ms
+        ):
+            # Kinesis may also accept the trimmed position and then answer empty pages, a whole retention
+            # behind the newest record, without ever reaching it.
+            behind_h = r.millis_behind / 3_600_000
+            self._past_retention(r, r.resumed_from, f"GetRecords answers nothing, {behind_h:.1f} h behind")
+            return
         nxt = page.get("NextShardIterator")
         if nxt:
             r.iterator = nxt
@@ -311,6 +415,22 @@ class KinesisSource:
             r.end_read = True
             self._cond.notify_all()
         log.info(f"stream {self.stream}: shard {r.info.shard_id} closed and read to its end")
+
+    def _past_retention(self, r: ShardReader, seq: str, cause: str) -> None:
+        """Kinesis refuses the sequence number to resume from: its record is gone (older than the stream's
+        retention) or of another stream (deleted and created again). Retrying cannot help: read from the
+        oldest record kept."""
+        self._counters[metrics.ERRORS] += 1
+        r.from_trim_horizon = True
+        r.iterator = r.resumed_from = r.last_read_seq = r.skip_seq = None
+        r.skip_n = 0
+        r.due = time.monotonic()
+        log.warning(
+            f"stream {self.stream}: shard {r.info.shard_id}: cannot resume after sequence number {seq} "
+            f"({cause}): it is past the stream's retention. Reading from the oldest record kept "
+            "(TRIM_HORIZON): events may have been lost while Falco was down longer than the retention",
+            key=f"trimmed:{self.stream}:{r.info.shard_id}",
+        )
 
     def _failed(self, operation: str, r: ShardReader | None, exc: BaseException) -> None:
         kind = "incomplete" if isinstance(exc, IncompleteResponse) else classify(exc)
@@ -366,11 +486,13 @@ class KinesisSource:
                     continue
                 self._counters[metrics.EVENTS_READ] += 1
                 after = Position(seq, 0 if index == last else index + 1, ordinal)
-                item = self._gate.event(decoded.log_group, ev.event_id, ev.timestamp_ms, ev.message)
-                if item is None:
+                shaped = self._gate.event(decoded.log_group, ev.event_id, ev.timestamp_ms, ev.message)
+                if shaped is None:
                     continue
-                ts_ns, payload, audit_id = item
-                if not self._put(r, _Item(ts_ns, payload, r.info.shard_id, after, cluster, audit_id)):
+                ts_ns, payload, audit_id = shaped
+                seen = (decoded.log_group, ev.event_id) if ev.event_id is not None else None
+                item = _Item(ts_ns, payload, r.info.shard_id, after, cluster, audit_id, seen)
+                if not self._put(r, item):
                     raise aws.Cancelled()
         with self._cond:
             r.read_pos = Position(seq, 0, ordinal)
@@ -385,9 +507,15 @@ class KinesisSource:
             while self._queue and (len(self._queue) >= limit_n or self._queue_bytes + size > limit_b):
                 if self._stop.is_set():
                     return False
+                if self._readers.get(r.info.shard_id) is not r:
+                    self._gate.forget(item.seen)  # its lease was lost meanwhile: not ours to deliver
+                    return True
                 self._cond.wait(1.0)
             if self._stop.is_set():
                 return False
+            if self._readers.get(r.info.shard_id) is not r:
+                self._gate.forget(item.seen)
+                return True
             self._queue.append(item)
             self._queue_bytes += size
             r.queued += 1
@@ -400,18 +528,21 @@ class KinesisSource:
         # Falco asks for the next batch once it has processed the previous one: only then are the
         # previous batch's shard positions safe to save (a kill -9 mid-batch re-delivers that batch).
         self._commit_pending()
+        self._apply_lease_changes()
         deadline = time.monotonic() + max(timeout_s, 0.0)
         with self._cond:
-            while not self._queue:
+            while True:
                 if self._closed:
                     return [], True
-                if self._finishing():
-                    break  # a drained closed shard: record it now so its children can start
+                items = self._take_deliverable(max_events)
+                if items or self._finishing():
+                    break  # (a drained closed shard: record it now so its children can start)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(remaining)  # releases the GIL while waiting
-            items = [self._queue.popleft() for _ in range(min(max_events, len(self._queue)))]
+                # Releases the GIL while waiting. Queued events of a lease being renewed become
+                # deliverable without a notify: look again soon.
+                self._cond.wait(remaining if not self._queue else min(remaining, 0.05))
             for item in items:
                 self._queue_bytes -= len(item.payload)
                 r = self._readers[item.shard]
@@ -423,6 +554,29 @@ class KinesisSource:
                 self._cond.notify_all()
         self._account(items)
         return [(item.ts_ns, item.payload) for item in items], False
+
+    def _take_deliverable(self, max_events: int) -> list[_Item]:
+        """The oldest queued events, up to max_events, of shards whose lease allows delivery (lock held).
+        Events of a shard whose lease is not deliverable right now stay queued, in order."""
+        if not self._queue:
+            return []
+        if self._leases is None:
+            return [self._queue.popleft() for _ in range(min(max_events, len(self._queue)))]
+        leases = self._leases
+        allowed = {sid for sid, r in self._readers.items() if leases.deliverable(r.key)}
+        if len(allowed) == len(self._readers):
+            return [self._queue.popleft() for _ in range(min(max_events, len(self._queue)))]
+        if not any(self._readers[sid].queued for sid in allowed):
+            return []  # (waiting for a renewal: no walk through the queue every few ms)
+        items: list[_Item] = []
+        kept: deque[_Item] = deque()
+        for item in self._queue:
+            if len(items) < max_events and item.shard in allowed:
+                items.append(item)
+            else:
+                kept.append(item)
+        self._queue = kept
+        return items
 
     def _finishing(self) -> bool:
         return any(r.end_read and not r.queued and not r.finished_sent for r in self._readers.values())
@@ -465,6 +619,11 @@ class KinesisSource:
             return
         try:
             self._store.save(states)
+        except CheckpointRejected as exc:  # another replica holds these shards now: stop reading them
+            rejected = set(exc.unit.split(", "))
+            log.warning(f"stream {self.stream}: {exc}", key="checkpoint-rejected")
+            self._apply_lease_changes()
+            states = {unit: state for unit, state in states.items() if unit not in rejected}
         except (OSError, ValueError) as exc:  # delivery goes on; a restart may then repeat these events
             self._counters[metrics.ERRORS] += 1
             log.warning(f"checkpoint write failed: {exc}", key="checkpoint")
@@ -506,6 +665,9 @@ class KinesisSource:
             + self._counters[metrics.CALLS_LIST_SHARDS]
         )
         out[metrics.CHECKPOINT_WRITES] = self._store.writes
+        if self._leases is not None:  # units_held, takeovers, losses, rejected writes, DynamoDB calls
+            out.update(self._leases.coordinator.metrics())
+            out[metrics.API_CALLS] += int(out.get(metrics.CALLS_DYNAMODB, 0))
         out[metrics.SHARDS_HELD] = float(len(self._readers))
         out[metrics.MILLIS_BEHIND_LATEST] = float(self._behind_ms())
         out[metrics.LAG_SECONDS] = self._behind_ms() / 1000

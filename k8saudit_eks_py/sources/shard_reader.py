@@ -53,15 +53,21 @@ class ShardReader:
     finished_sent: bool = False  # the finished state was handed to the store
     millis_behind: int = 0
     first_delivered: bool = False
+    from_trim_horizon: bool = False  # the saved position is past the stream's retention
+    resumed_from: str | None = None  # the saved sequence number the current iterator starts at
 
     def iterator_request(self) -> dict[str, Any]:
         """GetShardIterator arguments: after the newest record read, else the saved state, else since."""
+        self.resumed_from = None
         if self.last_read_seq is not None:
             return {
                 "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
                 "StartingSequenceNumber": self.last_read_seq,
             }
+        if self.from_trim_horizon:
+            return {"ShardIteratorType": "TRIM_HORIZON"}
         args, skip = iterator_args(self.saved, self.since_ms)
+        self.resumed_from = args.get("StartingSequenceNumber")
         self.skip_seq = args.get("StartingSequenceNumber") if skip else None
         self.skip_n = skip
         return args

@@ -35,6 +35,12 @@ class EventGate:
             return False  # the subscription covers the whole log group: authenticator, scheduler, ...
         return not self.clusters or cluster_of(log_group) in self.clusters
 
+    def forget(self, key: tuple[str, str] | None) -> None:
+        """An event read but never delivered (its shard's lease was lost): when read again, by this
+        replica or after the shard comes back, it is not a duplicate. (One dict call: GIL-atomic.)"""
+        if key is not None:
+            self._seen.pop(key, None)
+
     def event(
         self, group: str, event_id: str | None, ts_ms: int, message: str | None
     ) -> tuple[int, bytes, str | None] | None:

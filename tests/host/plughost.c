@@ -12,6 +12,8 @@
  *                                --kill-after N: SIGKILL itself right after the Nth event (mid-batch);
  *                                --kill-when-idle-after N: on the first timeout after N events. Each
  *                                event line is flushed before, so the output is what was processed.
+ *                                --flush: the same for a kill from outside; each batch is preceded by
+ *                                {"batch":K,"size":N,"t":wall-clock seconds}.
  *                                --stamp: each event line also holds "t" (wall clock, s) and is
  *                                flushed at once (several hosts watched while they run);
  *                                --reopen-after S: close and open the instance again once after S
@@ -366,7 +368,7 @@ typedef struct {
 	const char *config, *open, *requests, *events;
 	long max_events, rounds, kill_after, kill_idle_after;
 	double max_seconds, reopen_after;
-	int metrics_thread, progress;
+	int metrics_thread, progress, flush;
 } options;
 
 static ss_plugin_t *do_init(const plugin_api *api, const char *config, ss_plugin_rc *rc)
@@ -449,6 +451,12 @@ static int cmd_run(const plugin_api *api, const options *o)
 			break;
 		}
 		batches++;
+		if (o->flush) {
+			struct timespec wall;
+			clock_gettime(CLOCK_REALTIME, &wall);
+			printf("{\"batch\":%" PRIu64 ",\"size\":%u,\"t\":%.6f}\n", batches, nevts,
+			       wall.tv_sec + wall.tv_nsec / 1e9);
+		}
 		for (uint32_t i = 0; i < nevts && (o->max_events < 0 || n < (uint64_t)o->max_events); i++) {
 			ss_plugin_event *e = evts[i];
 			if (e->type != PLUGIN_EVENT_TYPE || e->nparams != PLUGIN_EVENT_NPARAMS)
@@ -459,7 +467,7 @@ static int cmd_run(const plugin_api *api, const options *o)
 			e->tid = UINT64_MAX;
 			failures += (uint64_t)extract_event(api, s, e, ++evtnum, reqs, nreqs, stdout, n);
 			n++;
-			if (o->kill_after > 0 || o->kill_idle_after > 0)
+			if (o->kill_after > 0 || o->kill_idle_after > 0 || o->flush)
 				fflush(stdout); /* what was processed must be visible after the kill */
 			if (o->kill_after > 0 && n == (uint64_t)o->kill_after)
 				kill(getpid(), SIGKILL); /* a crash in the middle of a batch */
@@ -701,6 +709,8 @@ int main(int argc, char **argv)
 			o.metrics_thread = 1;
 		else if (!strcmp(a, "--progress"))
 			o.progress = 1;
+		else if (!strcmp(a, "--flush"))
+			o.flush = 1;
 		else if (!strcmp(a, "--falco-0.42"))
 			g_falco_042 = 1;
 		else if (!v)

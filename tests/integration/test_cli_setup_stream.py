@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.kinesis import client, put_real_records
+from tests.support.leases import new_table
 from tests.support.moto_server import MotoServer, audit_event, create_group, dummy_environ, put_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +127,17 @@ def test_tail_reads_a_stream_through_the_plugin_library(moto: MotoServer) -> Non
     assert sorted(result.stdout.split("\n")[:-1]) == sorted(f"a-{i} prod" for i in range(20))
     missing = _cli(moto, "tail", "kinesis://absent", "--endpoint-url", moto.url)
     assert missing.returncode == 1 and "Kinesis stream absent not found" in missing.stderr
+
+
+def test_check_stream_with_replicas_verifies_the_coordination_table(moto: MotoServer) -> None:
+    client("kinesis", moto.url).create_stream(StreamName="shared-stream", ShardCount=1)
+    put_real_records(moto.url, "shared-stream", "alpha", 0, 5, 5)
+    table = new_table(moto.url)
+    args = ("check", "kinesis://shared-stream", "--endpoint-url", moto.url, "--coordination-endpoint-url")
+    ok = _cli(moto, *args, moto.url, "--coordination-table", table)
+    assert ok.returncode == 0, ok.stdout
+    assert f"✓ coordination table {table}: exists, key schema ok" in ok.stdout.splitlines()
+    missing = _cli(moto, *args, moto.url, "--coordination-table", "no-such-table")
+    assert missing.returncode == 1, missing.stdout
+    assert "✗ coordination table no-such-table: not found in us-east-1" in missing.stdout
+    assert "k8saudit-eks-py setup-coordination --table no-such-table --region us-east-1" in missing.stdout

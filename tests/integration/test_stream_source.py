@@ -308,10 +308,51 @@ def test_standard_endpoint_variable_and_stream_arn_work(
         source.close()
 
 
-def test_coordination_table_fails_open_until_shard_leases_exist(moto: MotoServer) -> None:
+def test_coordination_table_missing_fails_open_with_the_fix(moto: MotoServer) -> None:
     create_stream(moto.url, "solo", 1)
-    with pytest.raises(OpenError, match="run a single replica"):
-        open_source("kinesis://solo", _config(moto.url, coordination_table="leases"))
+    config = _config(moto.url, coordination_table="absent-leases", coordination_endpoint_url=moto.url)
+    with pytest.raises(OpenError, match="setup-coordination"):
+        open_source("kinesis://solo", config)
+
+
+@pytest.mark.parametrize(
+    ("faults", "injected"),
+    [
+        (Faults(trimmed_sequences=True, targets=()), "InvalidArgumentException"),
+        (Faults(stuck_sequences=True, targets=()), "stuck_page"),
+    ],
+    ids=["refused", "empty-pages"],
+)
+def test_checkpoint_past_retention_falls_back_to_trim_horizon_with_a_warning(
+    moto: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], faults: Faults, injected: str
+) -> None:
+    """Falco down longer than the stream's retention: Kinesis refuses the saved sequence number, or accepts
+    it and answers empty pages a whole retention behind. The shard is read again from the oldest record
+    kept, with a warning, instead of retrying forever."""
+    stream = f"trimmed-{injected}"
+    create_stream(moto.url, stream, 1)
+    put_real_records(moto.url, stream, "prod", 0, 40, 4)
+    checkpoint = str(tmp_path / "cp.json")
+    source = _open(moto.url, stream, checkpoint_file=checkpoint)
+    try:
+        assert len(read_until(source, 40, 10)) == 40
+    finally:
+        source.close()
+    put_real_records(moto.url, stream, "prod", 100, 20, 4)
+    with FaultProxy(moto.url, faults) as proxy:
+        source = _open(proxy.url, stream, checkpoint_file=checkpoint)
+        try:
+            ids = audit_ids(read_until(source, 60, 10, settle=0.5))
+            m = source.metrics()
+        finally:
+            source.close()
+    assert proxy.stats.injected.get(injected) == 1  # once, never again
+    # Everything the stream still holds, from its oldest record (here nothing was really trimmed).
+    assert sorted(ids) == sorted(f"a-{i}" for i in [*range(40), *range(100, 120)])
+    assert m[metrics.ERRORS] == 1
+    err = capsys.readouterr().err
+    assert "past the stream's retention" in err and "TRIM_HORIZON" in err
+    assert "events may have been lost while Falco was down longer than the retention" in err
 
 
 def test_first_start_reads_from_now_minus_shift_and_reports_the_lag(moto: MotoServer) -> None:

@@ -32,9 +32,11 @@ _LOGS = "Logs_20140328."
 FILTER = _LOGS + "FilterLogEvents"
 DYNAMODB = "DynamoDB_20120810."
 GET_RECORDS = "Kinesis_20131202.GetRecords"
+GET_SHARD_ITERATOR = "Kinesis_20131202.GetShardIterator"
 # The throttle answer of each service (Kinesis says it per shard).
 _THROTTLE_CODE = {"Kinesis_20131202": "ProvisionedThroughputExceededException"}
 _EMPTY_PREFIX = "faultproxy-empty:"
+_STUCK_PREFIX = "faultproxy-stuck:"
 _AKID = re.compile(r"Credential=([A-Z0-9]+)/")
 
 
@@ -57,6 +59,11 @@ class Faults:
     targets: tuple[str, ...] = (FILTER,)  # X-Amz-Target values the faults apply to
     expired_iterator: float = 0.0  # Kinesis: ExpiredIteratorException (the iterator outlived 5 minutes)
     deny_targets: tuple[str, ...] = ()  # these targets always get AccessDeniedException
+    # Kinesis GetShardIterator from a sequence number answers as for a record past the stream's retention:
+    # InvalidArgumentException, or (stuck_sequences) an iterator whose GetRecords pages stay empty, a whole
+    # retention (24 h) behind the newest record.
+    trimmed_sequences: bool = False
+    stuck_sequences: bool = False
 
 
 @dataclass
@@ -147,6 +154,20 @@ class FaultProxy:
         if target.startswith(DYNAMODB):
             self._dynamodb(h, body, target[len(DYNAMODB) :])
             return None
+        if f.trimmed_sequences and target == GET_SHARD_ITERATOR and b"StartingSequenceNumber" in body:
+            return self._error(
+                h,
+                400,
+                "InvalidArgumentException",
+                "StartingSequenceNumber used in GetShardIterator is beyond the trim horizon of the shard",
+            )
+        if f.stuck_sequences and target == GET_SHARD_ITERATOR and b"StartingSequenceNumber" in body:
+            page = {"ShardIterator": _STUCK_PREFIX + str(orjson.loads(body).get("ShardId"))}
+            return self._raw(h, 200, orjson.dumps(page), "application/x-amz-json-1.1")
+        if target == GET_RECORDS and _STUCK_PREFIX.encode() in body:
+            iterator = orjson.loads(body)["ShardIterator"]
+            page = {"Records": [], "NextShardIterator": iterator, "MillisBehindLatest": 86_400_000}
+            return self._raw(h, 200, orjson.dumps(page), "application/x-amz-json-1.1", "stuck_page")
         if target in f.deny_targets:
             action = target.split(".")[-1]
             return self._error(h, 400, "AccessDeniedException", f"User is not authorized to perform {action}")

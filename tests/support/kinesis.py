@@ -5,6 +5,7 @@ record) put by the tests themselves."""
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -30,6 +31,7 @@ FAST_STREAM = StreamTuning(
 
 __all__ = [
     "FAST_STREAM",
+    "Traffic",
     "client",
     "create_stream",
     "event_id",
@@ -113,3 +115,25 @@ def put_real_records(
             batch = []
     if batch:
         k.put_records(StreamName=stream, Records=batch)
+
+
+class Traffic:
+    """Puts `a-<n>` events (5 per record, spread over the shards) from a thread until stopped."""
+
+    def __init__(self, url: str, stream: str, per_round: int = 20, every_s: float = 0.1) -> None:
+        self.sent = 0
+        self._stop = threading.Event()
+
+        def run() -> None:
+            while not self._stop.is_set():
+                put_real_records(url, stream, "prod", self.sent, per_round, 5)
+                self.sent += per_round
+                self._stop.wait(every_s)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(10)
+        return self.sent

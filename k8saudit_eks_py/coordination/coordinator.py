@@ -222,9 +222,8 @@ class Coordinator:
                 h = self.lease_of(unit)
                 if h is None:
                     continue
-                sent = self.clock()
                 try:
-                    lease = self._renew(unit, h)
+                    sent, lease = self._renew_promptly(unit, h)
                 except LeaseLost:
                     self.drop(unit, "another replica holds it now (renewal rejected)")
                     continue
@@ -240,6 +239,25 @@ class Coordinator:
                             f"replica {self.me} stops delivering {unit}: {lease.handoff_to} asked for it"
                         )
         return ok
+
+    def _renew_promptly(self, unit: str, h: Held) -> tuple[float, Lease]:
+        """(when the successful renewal was sent, the lease). A throttled or failed renewal is retried at
+        once with a short jittered backoff for up to half a period, not a whole period later: a few
+        unlucky answers in a row must not cost a lease."""
+        deadline = self.clock() + self.interval / 2
+        delay = 0.05
+        while True:
+            sent = self.clock()
+            try:
+                return sent, self._renew(unit, h)
+            except LeaseLost:
+                raise
+            except Exception as exc:
+                if not is_aws_error(exc) or self._stop.is_set() or self.clock() + delay > deadline:
+                    raise
+                self._transient(f"renew {unit}", exc)
+                self._stop.wait(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, 0.5)
 
     def _renew(self, unit: str, h: Held) -> Lease:
         """Renew; when rejected, look once more: a renewal that timed out may have been applied, leaving

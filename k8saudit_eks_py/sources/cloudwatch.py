@@ -10,7 +10,9 @@ restart resumes each stream right after the events Falco finished with. Every ru
 with jittered backoff; only open fails.
 
 Units can be added and removed while the source runs (`add_unit`, `remove_unit`): open() adds one per
-cluster; a coordinator holding leases can add and drop log groups the same way.
+cluster; with coordination_table set, open() adds none and the log groups follow this replica's leases
+(unit_leases.py): the lease table is the checkpoint store, and a unit's events reach Falco only while
+its lease is safely held.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from typing import Any, NamedTuple
 from k8saudit_eks_py import aws, log, metrics
 from k8saudit_eks_py.checkpoint_store import CheckpointStore, FileStore, MemoryStore, UnitState
 from k8saudit_eks_py.config import PluginConfig
+from k8saudit_eks_py.coordination import CheckpointRejected
 from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources import Event
 from k8saudit_eks_py.sources.streams import GroupPositions, Read, ReadParams
 from k8saudit_eks_py.sources.truncation import Rejected, shape
+from k8saudit_eks_py.sources.unit_leases import LogGroup, UnitLeases
 
 __all__ = ["CloudWatchSource", "Tuning", "group_request", "open_cloudwatch", "parse_clusters", "unit_key"]
 
@@ -112,18 +116,24 @@ def open_cloudwatch(
             "single cluster; remove it or open one cluster"
         )
     region = aws.resolve_region(config)
-    if store is None:
-        store = FileStore(config.checkpoint_file) if config.checkpoint_file else MemoryStore()
+    if store is None:  # with coordination_table the lease table takes its place (follow_leases)
+        use_file = config.checkpoint_file and not config.coordination_table
+        store = FileStore(config.checkpoint_file) if use_file else MemoryStore()
+    groups = [(cluster, config.log_group or f"/aws/eks/{cluster}/cluster") for cluster in clusters]
     source = CloudWatchSource(
         config, region, tuning, store, clock, clusters[0] if len(clusters) == 1 else None
     )
     try:
-        groups = [(cluster, config.log_group or f"/aws/eks/{cluster}/cluster") for cluster in clusters]
         for cluster, log_group in groups:
             source.check_unit(cluster, log_group)
-        for cluster, log_group in groups:
-            key = unit_key(config, region, log_group)
-            source.add_unit(key, cluster, log_group, store.load(key))
+        if config.coordination_table:
+            # The lease table replaces the store; units arrive as leases are acquired (next_batch).
+            leased = {unit_key(config, region, g): LogGroup(c, g) for c, g in groups}
+            source.follow_leases(UnitLeases.start(config, region, leased))
+        else:
+            for cluster, log_group in groups:
+                key = unit_key(config, region, log_group)
+                source.add_unit(key, cluster, log_group, store.load(key))
     except BaseException:
         source.close(snapshot=False)
         raise
@@ -222,6 +232,7 @@ class CloudWatchSource:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._store = store
+        self._leases: UnitLeases | None = None
         self._units: dict[str, _Unit] = {}
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._newest_ingestion_ms = 0
@@ -338,6 +349,12 @@ class CloudWatchSource:
     def units(self) -> list[str]:
         with self._cond:
             return list(self._units)
+
+    def follow_leases(self, leases: UnitLeases) -> None:
+        """Read the log groups this replica leases; checkpoints go to the lease table (fenced writes)."""
+        self._store.close()
+        self._store = leases.coordinator.store
+        self._leases = leases
 
     # -------------------------------------------------------------------------------- poller thread
 
@@ -565,16 +582,25 @@ class CloudWatchSource:
         # previous batch is safe to checkpoint. A kill -9 in the middle of a batch therefore delivers
         # that batch again after the restart instead of losing its unprocessed events.
         self._commit_pending()
+        if self._leases is not None:
+            self._leases.apply_changes(self)
         deadline = time.monotonic() + max(timeout_s, 0.0)
         with self._cond:
-            while not self._queue:
-                if self._closed:
+            while True:
+                if self._closed and not self._queue:
                     return [], True
+                allowed = self._deliverable()
+                if allowed is None:
+                    if self._queue:
+                        break
+                elif any(item.unit in allowed for item in self._queue):
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(remaining)  # releases the GIL while waiting
-            items = [self._queue.popleft() for _ in range(min(max_events, len(self._queue)))]
+                # Releases the GIL while waiting; short under leases: deliverability changes unannounced.
+                self._cond.wait(remaining if allowed is None else min(remaining, 0.05))
+            items = self._take_deliverable(max_events, allowed)
             touched: dict[str, _Unit] = {}
             for item in items:
                 self._queue_bytes -= len(item.payload)
@@ -587,6 +613,26 @@ class CloudWatchSource:
                 self._cond.notify_all()
         self._account(items, touched)
         return [(item.ts_ns, item.payload) for item in items], False
+
+    def _deliverable(self) -> set[str] | None:
+        """Units whose events may be handed to Falco now (None: every unit, no leases)."""
+        if self._leases is None:
+            return None
+        return self._leases.deliverable(self._units)
+
+    def _take_deliverable(self, max_events: int, allowed: set[str] | None) -> list[_Queued]:
+        """Pop up to max_events queued events of allowed units, in queue order; the others stay queued
+        (their lease is being renewed, or will be lost and the events dropped)."""
+        if allowed is None:
+            return [self._queue.popleft() for _ in range(min(max_events, len(self._queue)))]
+        items: list[_Queued] = []
+        kept: deque[_Queued] = deque()
+        while self._queue and len(items) < max_events:
+            item = self._queue.popleft()
+            (items if item.unit in allowed else kept).append(item)
+        kept.extend(self._queue)
+        self._queue = kept
+        return items
 
     def _account(self, items: list[_Queued], units: dict[str, _Unit]) -> None:
         multi = self.default_cluster is None
@@ -608,6 +654,10 @@ class CloudWatchSource:
             return
         try:
             self._store.save(states)
+        except CheckpointRejected as exc:  # another replica holds these units now: stop reading them
+            _log(str(exc), "rejected")
+            if self._leases is not None:
+                self._leases.apply_changes(self)
         except (OSError, ValueError) as exc:  # delivery goes on; a restart may then repeat these events
             self._counters[metrics.ERRORS] += 1
             _log(f"checkpoint write failed: {exc}", "checkpoint")
@@ -651,6 +701,9 @@ class CloudWatchSource:
         out[metrics.LAG_SECONDS] = max(self._lag(), 0.0)
         out[metrics.QUEUE_DEPTH] = len(self._queue)
         out[metrics.QUEUE_BYTES] = self._queue_bytes
+        if self._leases is not None:
+            out.update(self._leases.coordinator.metrics())
+            out[metrics.API_CALLS] += int(out.get(metrics.CALLS_DYNAMODB, 0))
         return out
 
     def close(self, snapshot: bool = True) -> None:
@@ -671,6 +724,8 @@ class CloudWatchSource:
                 states = self.checkpoint_states()
                 if states:
                     self._store.save(states)
+        except CheckpointRejected as exc:
+            _log(f"checkpoint write at close: {exc}")
         except (OSError, ValueError) as exc:
             _log(f"checkpoint write at close failed: {exc}")
         finally:

@@ -14,6 +14,10 @@
  *                                event line is flushed before, so the output is what was processed.
  *                                --flush: the same for a kill from outside; each batch is preceded by
  *                                {"batch":K,"size":N,"t":wall-clock seconds}.
+ *                                --stamp: each event line also holds "t" (wall clock, s) and is
+ *                                flushed at once (several hosts watched while they run);
+ *                                --reopen-after S: close and open the instance again once after S
+ *                                seconds (Falco's hot reload), printing {"reopened":rc}.
  *   extract  --events FILE --requests FILE [--falco-0.42]
  *                                wrap each line of FILE into a plugin event (no open) and extract
  *   init     [--config J]        print {"rc":..,"error":..} of init (and destroy)
@@ -84,6 +88,15 @@ static void die(const char *fmt, const char *what)
 	fprintf(stderr, fmt, what);
 	fprintf(stderr, "\n");
 	exit(2);
+}
+
+static int stamp_events; /* --stamp */
+
+static double wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static double now_s(void)
@@ -283,7 +296,10 @@ static int extract_event(const plugin_api *api, ss_plugin_t *s, const ss_plugin_
 			failures++;
 	}
 	if (out) {
-		fprintf(out, "{\"n\":%" PRIu64 ",\"ts\":%" PRIu64 ",\"len\":%u,\"values\":[", n, evt->ts, evt->len);
+		fprintf(out, "{\"n\":%" PRIu64 ",\"ts\":%" PRIu64 ",\"len\":%u,", n, evt->ts, evt->len);
+		if (stamp_events)
+			fprintf(out, "\"t\":%.3f,", wall_s());
+		fputs("\"values\":[", out);
 		for (size_t i = 0; i < nreqs; i++) {
 			if (i)
 				fputc(',', out);
@@ -300,6 +316,8 @@ static int extract_event(const plugin_api *api, ss_plugin_t *s, const ss_plugin_
 			fputc(']', out);
 		}
 		fputs("]}\n", out);
+		if (stamp_events)
+			fflush(out);
 	}
 	free(f);
 	free(ok);
@@ -349,7 +367,7 @@ static void print_metrics(FILE *out, const plugin_api *api, ss_plugin_t *s)
 typedef struct {
 	const char *config, *open, *requests, *events;
 	long max_events, rounds, kill_after, kill_idle_after;
-	double max_seconds;
+	double max_seconds, reopen_after;
 	int metrics_thread, progress, flush;
 } options;
 
@@ -397,9 +415,21 @@ static int cmd_run(const plugin_api *api, const options *o)
 	uint64_t n = 0, timeouts = 0, batches = 0, failures = 0, evtnum = 0;
 	double start = now_s(), max_batch = 0;
 	ss_plugin_rc last = SS_PLUGIN_SUCCESS;
+	int reopened = 0;
 	while (o->max_events < 0 || n < (uint64_t)o->max_events) {
 		if (o->max_seconds > 0 && now_s() - start > o->max_seconds)
 			break;
+		if (o->reopen_after > 0 && !reopened && now_s() - start > o->reopen_after) {
+			reopened = 1; /* hot reload: close, then open the same params on the same state */
+			api->close(s, h);
+			h = api->open(s, o->open ? o->open : "", &rc);
+			printf("{\"reopened\":%d}\n", rc);
+			fflush(stdout);
+			if (rc != SS_PLUGIN_SUCCESS || !h) {
+				api->destroy(s);
+				return 1;
+			}
+		}
 		uint32_t nevts = 0;
 		ss_plugin_event **evts = NULL;
 		double t0 = now_s();
@@ -701,6 +731,10 @@ int main(int argc, char **argv)
 			o.kill_idle_after = atol(argv[++i]);
 		else if (!strcmp(a, "--rounds"))
 			o.rounds = atol(argv[++i]);
+		else if (!strcmp(a, "--stamp"))
+			stamp_events = 1;
+		else if (!strcmp(a, "--reopen-after"))
+			o.reopen_after = atof(argv[++i]);
 		else if (!strcmp(a, "--max-seconds"))
 			o.max_seconds = atof(argv[++i]);
 		else

@@ -198,6 +198,27 @@ def test_throttled_and_failing_dynamodb_only_delays(moto: MotoServer, running: l
     assert [reader.load_checkpoint(u) for u in UNITS] == [{"pos": 19}] * 3
 
 
+def test_a_throttled_renewal_is_retried_within_the_period(
+    moto: MotoServer, running: list[Coordinator]
+) -> None:
+    """70% of the holder's DynamoDB calls throttled: its renewals are retried at once with a short backoff,
+    so it keeps the lease for three lease durations while a healthy replica waits for it to expire."""
+    table = new_table(moto.url)
+    with FaultProxy(moto.url, Faults(dynamodb_throttle=0.7, seed=3)) as proxy:
+        holder = start(running, proxy.url, table, "throttled", ["u"], lease_s=6)
+        assert wait_for(lambda: holder.held() == ["u"], 30)
+        waiting = start(running, moto.url, table, "healthy", ["u"], lease_s=6)
+        time.sleep(18)
+        assert (
+            proxy.stats.injected.get(
+                "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", 0
+            )
+            > 10
+        )
+    assert holder.metrics()["lease_losses"] == 0
+    assert waiting.metrics()["lease_takeovers"] == 0 and waiting.held() == []
+
+
 def test_units_added_later_are_taken_and_removed_ones_given_up(
     moto: MotoServer, running: list[Coordinator]
 ) -> None:

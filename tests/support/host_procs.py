@@ -1,0 +1,131 @@
+"""Several C host processes running at once (Falco replicas), and steady audit traffic for them to read.
+
+Each host runs `plughost run --stamp`: every event line carries the wall-clock time it was processed and is
+flushed at once, so a test can watch the hosts while they run and kill one with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.support.host import Host
+from tests.support.moto_server import audit_event, create_group, dummy_environ, logs_client, put_events
+
+STREAM = "kube-apiserver-audit-00112233445566778899aabbccddeeff"
+
+
+class HostProc:
+    def __init__(self, host: Host, out: Path, config: str, params: str, requests: str, *extra: str) -> None:
+        self.out = out
+        env = {**os.environ, **{k: v for k, v in dummy_environ().items() if k.startswith("AWS_")}, **host.env}
+        with open(out, "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
+            self.proc = subprocess.Popen(
+                [
+                    *(str(host.binary), str(host.library), "run", "--stamp"),
+                    *("--config", config, "--open", params, "--requests", requests, *extra),
+                ],
+                stdout=stdout,
+                stderr=stderr,
+                env=env,
+            )
+
+    def lines(self) -> list[dict[str, Any]]:
+        rows = []
+        for line in self.out.read_bytes().split(b"\n")[:-1]:
+            if line.endswith(b"}"):  # the last line of a killed process may be torn
+                rows.append(orjson.loads(line))
+        return rows
+
+    def events(self) -> list[dict[str, Any]]:
+        """Event lines: values[0] = ka.auditid, values[1] = ka.cluster.name, t = when processed."""
+        return [r for r in self.lines() if "values" in r]
+
+    def ids(self) -> list[str]:
+        return [e["values"][0][0] for e in self.events()]
+
+    def clusters_since(self, t: float) -> set[str]:
+        return {e["values"][1][0] for e in self.events() if e["t"] >= t}
+
+    def summary(self) -> dict[str, Any]:
+        return next((r["summary"] for r in self.lines() if "summary" in r), {})
+
+    def stderr(self) -> str:
+        return self.out.with_suffix(".err").read_text(errors="replace")
+
+    def kill9(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Traffic:
+    """Steady audit events into each cluster's log group: auditID a-<n> with n = 1,000,000 × index + k,
+    `per_tick` events per cluster every `tick_s`, timestamped now. `expected()` is everything sent."""
+
+    def __init__(self, url: str, clusters: list[str], per_tick: int = 5, tick_s: float = 0.25) -> None:
+        self._client = logs_client(url)
+        self.clusters = clusters
+        self.per_tick = per_tick
+        self.tick_s = tick_s
+        self.sent: dict[str, list[str]] = {c: [] for c in clusters}
+        self._stop = threading.Event()
+        for cluster in clusters:
+            create_group(self._client, f"/aws/eks/{cluster}/cluster", [STREAM])
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+
+    def start(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        k = 0
+        while not self._stop.wait(self.tick_s):
+            now = int(time.time() * 1000)
+            for index, cluster in enumerate(self.clusters):
+                ns = [1_000_000 * index + k + i for i in range(self.per_tick)]
+                put_events(
+                    self._client,
+                    f"/aws/eks/{cluster}/cluster",
+                    STREAM,
+                    [(now, audit_event(n, now)) for n in ns],
+                )
+                self.sent[cluster].extend(f"a-{n}" for n in ns)
+            k += self.per_tick
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def cluster_of(self) -> dict[str, str]:
+        return {i: c for c, ids in self.sent.items() for i in ids}
+
+    def expected(self) -> set[str]:
+        return set(self.cluster_of())
+
+
+def delivered(hosts: list[HostProc]) -> Counter[str]:
+    return Counter(i for h in hosts for i in h.ids())
+
+
+def wait_until_delivered(hosts: list[HostProc], want: set[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if want <= set(delivered(hosts)):
+            return True
+        time.sleep(0.2)
+    return want <= set(delivered(hosts))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from k8saudit_eks_py.aws import is_aws_error
 from k8saudit_eks_py.checkpoint_store import UnitState, encode_state
+from k8saudit_eks_py.coordination.lease import Lease
 from k8saudit_eks_py.coordination.table import LeaseLost
 from k8saudit_eks_py.metrics import CHECKPOINT_WRITES_REJECTED
 
@@ -79,10 +80,19 @@ class FencedStore:
             raise CheckpointRejected(unit, self._c.me)
         deadline = time.monotonic() + budget_s
         delay = 0.05
+        looked = False
         while True:
             try:
                 self._c.table.save_checkpoint(unit, self._c.me, held.counter, self._pending[unit])
             except LeaseLost:
+                if not looked:
+                    # A renewal that DynamoDB applied but whose answer was lost leaves the lease ours with a
+                    # counter we never read back: look once before giving the unit up.
+                    looked = True
+                    current = self._current(unit)
+                    if current is not None and current.owner == self._c.me:
+                        held.counter = current.counter
+                        continue
                 self._pending.pop(unit, None)
                 self._c.counters[CHECKPOINT_WRITES_REJECTED] += 1
                 self._c.drop(unit, "its checkpoint write was rejected (lease moved)")
@@ -101,6 +111,14 @@ class FencedStore:
             if held.draining_since is not None:
                 held.saved_since_drain = True
             return
+
+    def _current(self, unit: str) -> Lease | None:
+        try:
+            return self._c.table.get(unit)
+        except Exception as exc:
+            if not is_aws_error(exc):
+                raise
+            return None  # cannot tell: treat the rejection as meant
 
     def pending(self) -> list[str]:
         return sorted(self._pending)

@@ -294,3 +294,21 @@ def test_a_renewal_applied_but_unanswered_does_not_lose_the_lease(
         assert a.held() == ["u"]
         assert a.metrics()["lease_losses"] == 0, f"{lost} unanswered calls made the lease look lost"
         assert owners(moto.url, table) == {"u": "a"}
+
+
+def test_a_checkpoint_after_a_renewal_applied_but_unanswered_is_kept(
+    moto: MotoServer, running: list[Coordinator]
+) -> None:
+    table = new_table(moto.url)
+    unit = "/aws/eks/unanswered/cluster"
+    a = start(running, moto.url, table, "a", [unit], lease_s=60)  # renews only every 20 s
+    assert wait_for(lambda: a.held() == [unit], 10)
+    held = a.lease_of(unit)
+    assert held is not None
+    # The renewal reached DynamoDB but its answer never came back: the table's counter moved on, a's did not.
+    LeaseTable(dynamodb(moto.url), table).renew(unit, "a", held.counter)
+    a.store.save({unit: {"pos": 7}})
+    assert a.held() == [unit] and a.deliverable(unit)
+    assert a.metrics()["checkpoint_writes_rejected"] == 0
+    assert a.metrics()["lease_losses"] == 0
+    assert LeaseTable(dynamodb(moto.url), table).load_checkpoint(unit) == {"pos": 7}

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from k8saudit_eks_py.coordination import Coordinator, LeaseTable
 from k8saudit_eks_py.coordination.table_setup import create_table
@@ -15,12 +16,18 @@ from tests.support.moto_server import REGION
 
 
 def dynamodb(url: str) -> Any:
+    """Short timeouts, as the plugin's own client has (coordination/start.py): a call stalled in the local
+    server fails in seconds and is retried, instead of holding a replica for botocore's default 60 s."""
     return boto3.client(
         "dynamodb",
         endpoint_url=url,
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        config=Config(
+            connect_timeout=1.0,
+            read_timeout=2.0,
+        ),
     )
 
 

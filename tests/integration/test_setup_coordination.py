@@ -196,9 +196,9 @@ def test_open_names_the_iam_statement_when_access_is_denied(
 
 
 def test_check_verifies_the_coordination_table(server: MotoServer) -> None:
-    make_cluster(server, "shared")
+    make_cluster(server, "teamwide")
     name = new_table(server.url)
-    rc, out = check(server, "shared", "--coordination-table", name)
+    rc, out = check(server, "teamwide", "--coordination-table", name)
     assert rc == 0, out
     lines = out.splitlines()
     assert f"✓ coordination table {name}: exists, key schema ok" in lines

@@ -80,10 +80,10 @@ def opened() -> Iterator[list[KinesisSource]]:
 def test_two_replicas_share_the_shards_deliver_once_and_a_clean_close_hands_over(
     moto: MotoServer, opened: list[KinesisSource]
 ) -> None:
-    create_stream(moto.url, "shared", 4)
+    create_stream(moto.url, "teamwide", 4)
     table = new_table(moto.url)
-    traffic = Traffic(moto.url, "shared")
-    a, b = _replica(moto.url, "shared", table, "ra"), _replica(moto.url, "shared", table, "rb")
+    traffic = Traffic(moto.url, "teamwide")
+    a, b = _replica(moto.url, "teamwide", table, "ra"), _replica(moto.url, "teamwide", table, "rb")
     opened.extend([a, b])
     drive = Driver({"ra": a, "rb": b})
 

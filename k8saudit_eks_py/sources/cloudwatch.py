@@ -129,7 +129,7 @@ def open_cloudwatch(
         if config.coordination_table:
             # The lease table replaces the store; units arrive as leases are acquired (next_batch).
             leased = {unit_key(config, region, g): LogGroup(c, g) for c, g in groups}
-            source.follow_leases(UnitLeases.start(config, region, leased))
+            source.follow_leases(UnitLeases.start(config, region, leased, source.origin_state))
         else:
             for cluster, log_group in groups:
                 key = unit_key(config, region, log_group)
@@ -303,6 +303,10 @@ class CloudWatchSource:
                     else:
                         self._stop.wait(self._backoff(attempt))
 
+    def origin_state(self, key: str) -> UnitState:
+        """Where a log group never read before starts: now - shift (called by the lease thread)."""
+        return GroupPositions.start_state(self._now_ms(), self.config.shift * 1000)
+
     def add_unit(self, key: str, cluster: str, log_group: str, state: UnitState | None) -> None:
         """Start reading a log group from a saved state (None: from now − shift). OpenError when the state
         is not a valid checkpoint of this source."""
@@ -321,11 +325,12 @@ class CloudWatchSource:
                 raise ValueError(f"unit {key} is already being read")
             self._units[key] = unit
             self._cond.notify_all()
-        origin = (
-            f"checkpoint restored, {len(positions.streams)} streams"
-            if state
-            else f"no checkpoint, shift {self.config.shift}s"
-        )
+        if state is None:
+            origin = f"no checkpoint, shift {self.config.shift}s"
+        elif state.get("streams"):
+            origin = f"checkpoint restored, {len(positions.streams)} streams"
+        else:
+            origin = "no events delivered yet: from the origin recorded in its lease"
         _log(
             f"open: cluster {cluster}: reading {log_group} in {self.region}, streams "
             f"{self.config.log_stream_prefix or '(all)'}*, new streams from "

@@ -96,6 +96,12 @@ class GroupPositions:
         self._last_idle_read = -(1 << 62)
 
     @staticmethod
+    def start_state(now_ms: int, shift_ms: int) -> dict[str, Any]:
+        """The state of a group never read before: its origin is now - shift, no stream known yet."""
+        origin = now_ms - shift_ms
+        return {"version": STATE_VERSION, "origin": origin, "front": origin, "streams": {}}
+
+    @staticmethod
     def check_state(state: Mapping[str, Any]) -> None:
         """ValueError when a loaded state is not one this module wrote."""
         if state.get("version") != STATE_VERSION:

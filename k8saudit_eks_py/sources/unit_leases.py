@@ -8,7 +8,7 @@ units' events may be handed to Falco now (`deliverable`: False before another re
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,9 +44,17 @@ class UnitLeases:
         self._groups = groups
 
     @classmethod
-    def start(cls, config: PluginConfig, region: str, groups: dict[str, LogGroup]) -> UnitLeases:
-        """OpenError with the fix when the table is missing, has another key schema or is forbidden."""
-        return cls(start_coordinator(config, region, groups), groups)
+    def start(
+        cls,
+        config: PluginConfig,
+        region: str,
+        groups: dict[str, LogGroup],
+        origin: Callable[[str], UnitState],
+    ) -> UnitLeases:
+        """OpenError with the fix when the table is missing, has another key schema or is forbidden.
+        `origin(unit)`: the state a log group never read before starts from (now - shift); the first
+        replica to take it records it in the lease, and every later holder without a checkpoint uses it."""
+        return cls(start_coordinator(config, region, groups, origin), groups)
 
     def apply_changes(self, source: _Units) -> None:
         """Start reading the log groups acquired since the last call, stop reading the ones lost."""

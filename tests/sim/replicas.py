@@ -63,7 +63,10 @@ class SimCoordinator(Coordinator):
 
     def unit_lock(self, unit: str) -> Any:
         with self._lock:
-            return self._sim_locks.setdefault(unit, self._sim_lock())
+            lock = self._sim_locks.get(unit)
+            if lock is None:
+                lock = self._sim_locks[unit] = self._sim_lock()
+            return lock
 
 
 class SimCloudWatchSource(CloudWatchSource):
@@ -177,7 +180,8 @@ class Replica:
             self.batches += 1
             self.world.delivered(self, self.batches, events)
         if self.state == "running":
-            pause = self.world.rng.uniform(0.005, 0.1) if events else self.world.rng.uniform(0.1, 0.4)
+            # Busy: the time Falco takes to process a batch; idle: next_batch's wait for events.
+            pause = self.world.rng.uniform(0.005, 0.1) if events else self.world.rng.uniform(0.3, 1.0)
             k.at(k.now + pause, self.owner, self._ask)
 
     # ------------------------------------------------------------------ the process's end
@@ -290,10 +294,16 @@ class StreamReplica(Replica):
         self._next_list = self.world.kernel.now + self.world.list_every
 
     def _read_all(self) -> None:
+        if self.state != "running":
+            return
         k = self.world.kernel
         self.source._apply_lease_changes()
+        busy = False
         for reader in list(self.source._readers.values()):
             if not reader.end_read and reader.info.shard_id in self.source._readers:
+                before = reader.ordinal
                 self.source._read(reader)
+                busy = busy or reader.ordinal != before
         if self.state == "running":
-            k.at(k.now + 0.25, self.owner, self._tick)
+            # The reader's pacing: 5 GetRecords/s while records come, ReaderPacing.idle_s when caught up.
+            k.at(k.now + (0.2 if busy else 0.5), self.owner, self._tick)

@@ -53,7 +53,7 @@ class Plan:
 
 def generate(seed: int, mode: str, faults: bool = True) -> Plan:
     rng = random.Random(f"{mode}:{seed}")
-    lease = rng.choice((3, 4, 6, 10))
+    lease = rng.choice((3, 3, 3, 4, 4, 6, 10, 20))
     plan = Plan(
         seed=seed,
         mode=mode,
@@ -62,7 +62,7 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
         polling_interval=rng.choice((1, 1, 2)),
         units=rng.randint(1, 5) if mode == "poll" else rng.randint(1, 4),
         streams_per_unit=rng.randint(1, 3),
-        rate=rng.uniform(0.3, 2.0),
+        rate=rng.uniform(0.3, 1.5),
         active_until=0.0,
         events_until=0.0,
         end=0.0,
@@ -81,7 +81,7 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
     together = rng.random() < 0.6
     for _ in range(rng.randint(1, 4)):
         new_replica(rng.uniform(0, 0.3) if together else rng.uniform(0, 2 * lease))
-    active = lease * rng.uniform(6, 10) if faults else 0.0
+    active = lease * rng.uniform(5, 8) if faults else 0.0
     t = 2 * lease
     busy: dict[str, float] = {}  # replica → end of its pause or cut-off
     while faults and t < active:
@@ -117,7 +117,7 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
         new_replica(active)
     lasting = [s.at + s.value for s in steps if s.action in ("pause", "cut") or s.action.startswith("table")]
     plan.active_until = max([active, *lasting])
-    plan.end = plan.active_until + 7 * lease + 6
+    plan.end = plan.active_until + 6 * lease + 4
     plan.events_until = plan.end - 2 * lease - 4
     steps.sort(key=lambda s: s.at)
     return plan

@@ -308,16 +308,19 @@ class CloudWatchSource:
         return GroupPositions.start_state(self._now_ms(), self.config.shift * 1000)
 
     def add_unit(self, key: str, cluster: str, log_group: str, state: UnitState | None) -> None:
-        """Start reading a log group from a saved state (None: from now − shift). OpenError when the state
-        is not a valid checkpoint of this source."""
+        """Start reading a log group from a saved state (None: from now − shift). A state this release
+        cannot read (written by another release, or damaged) must not stop Falco: one warning names what
+        is dropped, and the group is read from now − shift."""
         if state is not None:
             try:
                 GroupPositions.check_state(state)
             except (ValueError, KeyError, TypeError) as exc:
-                raise OpenError(
-                    f"the checkpoint of {log_group} ({key}) is not valid ({exc}); remove it (or move "
-                    "checkpoint_file away) to start from now - shift"
-                ) from None
+                log.warning(
+                    f"the checkpoint of {log_group} ({key}) cannot be read by this release ({exc}); "
+                    f"dropped it ({_summary(state)}); reading {log_group} from now - shift instead",
+                    key=f"bad-checkpoint:{key}",
+                )
+                state = None
         positions = GroupPositions(self._params, state, self._now_ms(), self.config.shift * 1000)
         unit = _Unit(key, cluster, log_group, group_request(log_group), positions, due=time.monotonic())
         with self._cond:
@@ -742,6 +745,11 @@ class CloudWatchSource:
                 self._client.close()
         if snapshot:
             _log(f"closed after {self._counters[metrics.EVENTS]} events")
+
+
+def _summary(state: UnitState) -> str:
+    text = repr(state)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _iso(ms: int) -> str:

@@ -12,12 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from k8saudit_eks_py import log
 from k8saudit_eks_py.checkpoint_store import UnitState
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination import Coordinator
 from k8saudit_eks_py.coordination.start import start_coordinator
-from k8saudit_eks_py.errors import OpenError
 
 __all__ = ["LogGroup", "UnitLeases"]
 
@@ -70,12 +68,7 @@ class UnitLeases:
                 source.remove_unit(change.unit)
                 continue
             source.remove_unit(change.unit)  # a unit lost and taken again restarts from its lease's state
-            try:
-                source.add_unit(change.unit, group.cluster, group.log_group, change.state)
-            except OpenError as exc:
-                # A checkpoint this source cannot read must not stop Falco: read from now - shift.
-                log.error(f"{exc}; reading {group.log_group} from now - shift instead")
-                source.add_unit(change.unit, group.cluster, group.log_group, None)
+            source.add_unit(change.unit, group.cluster, group.log_group, change.state)
 
     def deliverable(self, units: Iterable[str]) -> set[str]:
         return {unit for unit in units if self.coordinator.deliverable(unit)}

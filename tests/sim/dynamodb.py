@@ -50,7 +50,9 @@ class Write:
 
 
 def _copy(item: Item | None) -> Item | None:
-    return None if item is None else {k: dict(v) for k, v in item.items()}
+    """Items are never changed in place (a write stores a new dict; typed values are shared, never
+    mutated), so a shallow copy is a snapshot."""
+    return None if item is None else dict(item)
 
 
 class Table:
@@ -69,7 +71,7 @@ class Table:
         return str(key[self.key]["S"])
 
     def _record(self, now: float, replica: str, op: str, key: str, before: Item | None, after: Item | None) -> None:
-        write = Write(now, replica, op, key, _copy(before), _copy(after))
+        write = Write(now, replica, op, key, before, after)
         self.history.append(write)
         if self.on_write is not None:
             self.on_write(write)

@@ -294,13 +294,12 @@ def format_number(d: Decimal) -> str:
 def _operand(node: Any, item: Item, ctx: Context) -> dict[str, Any] | None:
     """The typed value ({"S": ...} / {"N": ...}) of an operand, None when it is a missing attribute."""
     if isinstance(node, Value):
-        return dict(ctx.values[node.placeholder])
+        return dict(ctx.values[node.placeholder])  # the caller's dict: not shared with the table
     if isinstance(node, Path):
-        found = item.get(ctx.attr(node))
-        return None if found is None else dict(found)
+        return item.get(ctx.attr(node))
     if isinstance(node, IfNotExists):
         found = item.get(ctx.attr(node.path))
-        return dict(found) if found is not None else _operand(node.default, item, ctx)
+        return found if found is not None else _operand(node.default, item, ctx)
     if isinstance(node, Arith):
         left, right = _operand(node.left, item, ctx), _operand(node.right, item, ctx)
         if left is None or right is None:
@@ -355,7 +354,7 @@ def apply_update(update: Update, item: Item, ctx: Context, key_attrs: frozenset[
         if name in key_attrs:
             raise _invalid(f"Cannot update attribute {name}. This attribute is part of the key")
     computed = [(ctx.attr(p), _operand(v, item, ctx)) for p, v in update.sets]
-    new = {k: dict(v) for k, v in item.items()}
+    new = dict(item)  # typed values are never changed in place: sharing them is safe
     for name, value in computed:
         if value is None:
             raise _invalid("The provided expression refers to an attribute that does not exist in the item")

@@ -206,6 +206,8 @@ class Network:
         )
 
     def request(self, replica: str, op: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """One call, in virtual time. The request, once sent, is applied by "DynamoDB" at its arrival
+        whatever happens to the caller meanwhile (paused, killed): only the answer waits for it."""
         k, rng, f = self.kernel, self.rng, self.faults
         self.calls += 1
         if replica in self.cut:
@@ -220,36 +222,41 @@ class Network:
             code = rng.choice(("ProvisionedThroughputExceededException", "ThrottlingException"))
             raise self._error(op, code, "Rate of requests exceeds the allowed throughput", 400)
         roll -= f.throttle
-        if roll < f.server_error:
-            applied = rng.random() < 0.5
-            self._count("500 applied" if applied else "500", replica)
-            k.sleep(there)
-            if applied and replica not in self.cut:
-                try:
-                    self.table.execute(k.now, replica, op, params)
-                except DynamoError:
-                    pass
-            k.sleep(back)
-            raise self._error(op, "InternalServerError", "Internal server error", 500)
+        server_error = roll < f.server_error
         roll -= f.server_error
-        lost_request = roll < f.lost_request
-        lost_answer = not lost_request and roll - f.lost_request < f.lost_answer
-        k.sleep(there)
-        if lost_request or replica in self.cut:
-            self._count("lost request", replica)
-            k.sleep(max(0.0, timeout - there))
+        lost_request = not server_error and roll < f.lost_request
+        lost_answer = not server_error and not lost_request and roll - f.lost_request < f.lost_answer
+        applies = not lost_request and (not server_error or rng.random() < 0.5)
+        outcome: dict[str, Any] = {}
+
+        def arrive() -> None:
+            if replica in self.cut:  # cut off while the request was on its way
+                outcome["lost"] = True
+                return
+            try:
+                outcome["answer"] = self.table.execute(k.now, replica, op, params)
+            except DynamoError as exc:
+                outcome["error"] = exc
+
+        if applies:
+            k.at(k.now + there, "dynamodb", arrive)
+        if server_error:
+            k.sleep(there + back)
+            self._count("500 applied" if applies else "500", replica)
+            raise self._error(op, "InternalServerError", "Internal server error", 500)
+        if lost_request or lost_answer:
+            k.sleep(timeout)
+            self._count("lost answer" if lost_answer else "lost request", replica)
             raise ReadTimeoutError(endpoint_url=ENDPOINT)
-        try:
-            answer = self.table.execute(k.now, replica, op, params)
-        except DynamoError as exc:
-            k.sleep(back)
-            raise self._error(op, exc.code, exc.message, exc.status) from None
-        if lost_answer or replica in self.cut:
-            self._count("lost answer", replica)
-            k.sleep(max(0.0, timeout - there))
+        k.sleep(there + back)
+        if "error" in outcome:
+            exc = outcome["error"]
+            raise self._error(op, exc.code, exc.message, exc.status)
+        if "answer" not in outcome or replica in self.cut:
+            k.sleep(max(0.0, timeout - there - back))
+            self._count("lost request" if "answer" not in outcome else "lost answer", replica)
             raise ReadTimeoutError(endpoint_url=ENDPOINT)
-        k.sleep(back)
-        return answer
+        return dict(outcome["answer"])
 
 
 class _Events:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from tests.sim.world import STREAM, Event, Session, World
 
@@ -72,29 +73,34 @@ def check(world: World) -> Outcome:
                 v.append(f"lost: e{event.n} of {event.unit} (ts {event.ts_ms - world.epoch_ms} ms)")
         ds = sorted(event.deliveries, key=lambda d: d.time)
         out.duplicates += max(0, len(ds) - 1)
-        for first, again in zip(ds, ds[1:], strict=False):
+        for first, again in pairwise(ds):
             s = first.session
             if s is again.session:
-                v.append(f"e{event.n} delivered twice by one holding of {s.owner} ({first.time:.3f}s, {again.time:.3f}s)")
+                v.append(
+                    f"e{event.n} delivered twice by one holding of {s.owner} "
+                    f"({first.time:.3f}s, {again.time:.3f}s)"
+                )
                 continue
             if first.batch <= s.committed:
                 v.append(
-                    f"e{event.n} delivered again at {again.time:.3f}s by {again.session.owner} although {s.owner} "
-                    f"had committed its batch {first.batch}"
+                    f"e{event.n} delivered again at {again.time:.3f}s by {again.session.owner} although "
+                    f"{s.owner} had committed its batch {first.batch}"
                 )
             repeated[id(s)].add(first.batch)
             sessions_by_id[id(s)] = s
     for key, batches in repeated.items():
         s = sessions_by_id[key]
         failures = [
-            t for t in world.dynamodb_failures.get(s.replica, []) if s.start - lease <= t <= (s.end or world.kernel.now)
+            t
+            for t in world.dynamodb_failures.get(s.replica, [])
+            if s.start - lease <= t <= (s.end or world.kernel.now)
         ]
         if failures:
             out.repeated_batches_max = max(out.repeated_batches_max, len(batches))
         elif len(batches) > 1:
             v.append(
-                f"holding of {s.unit} by {s.owner} ({s.start:.3f}s..{s.end}, {s.cause}) without DynamoDB failures "
-                f"had {len(batches)} batches delivered again: {sorted(batches)}"
+                f"holding of {s.unit} by {s.owner} ({s.start:.3f}s..{s.end}, {s.cause}) without DynamoDB "
+                f"failures had {len(batches)} batches delivered again: {sorted(batches)}"
             )
     for unit in sorted(untaken):
         v.append(f"{unit} was never taken by any replica")

@@ -70,7 +70,9 @@ class Table:
             raise DynamoError("ValidationException", "The provided key element does not match the schema")
         return str(key[self.key]["S"])
 
-    def _record(self, now: float, replica: str, op: str, key: str, before: Item | None, after: Item | None) -> None:
+    def _record(
+        self, now: float, replica: str, op: str, key: str, before: Item | None, after: Item | None
+    ) -> None:
         write = Write(now, replica, op, key, before, after)
         self.history.append(write)
         if self.on_write is not None:
@@ -106,7 +108,9 @@ class Table:
         key = self._key_of(params)
         update = parse_update(str(params.get("UpdateExpression", "")))
         cond = params.get("ConditionExpression")
-        ctx = self._context(params, update.placeholders, *([parse_condition(cond).placeholders] if cond else []))
+        ctx = self._context(
+            params, update.placeholders, *([parse_condition(cond).placeholders] if cond else [])
+        )
         before = self.items.get(key)
         current = before if before is not None else {self.key: {"S": key}}
         self._check(params, before or {}, ctx)

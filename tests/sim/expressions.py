@@ -281,7 +281,9 @@ class Context:
             unused = sorted(set(defined) - self.used)
             if unused:
                 keys = ", ".join(unused)
-                raise _invalid(f"Value provided in ExpressionAttribute{what} unused in expressions: keys: {{{keys}}}")
+                raise _invalid(
+                    f"Value provided in ExpressionAttribute{what} unused in expressions: keys: {{{keys}}}"
+                )
 
     def attr(self, path: Path) -> str:
         return self.names[path.name] if path.name.startswith("#") else path.name

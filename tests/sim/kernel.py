@@ -65,7 +65,9 @@ class Job:
 class _Entry:
     __slots__ = ("callback", "cancelled", "job", "owner", "seq", "time")
 
-    def __init__(self, time: float, seq: int, owner: str, callback: Callable[[], None] | None, job: Job | None):
+    def __init__(
+        self, time: float, seq: int, owner: str, callback: Callable[[], None] | None, job: Job | None
+    ):
         self.time, self.seq, self.owner = time, seq, owner
         self.callback, self.job, self.cancelled = callback, job, False
 

@@ -136,7 +136,9 @@ class SimKinesisClient:
             index = 0
         elif kind == "AT_TIMESTAMP":
             ts_ms = int(float(kwargs["Timestamp"]) * 1000)
-            index = next((i for i, r in enumerate(shard.records) if r.arrival_ms >= ts_ms), len(shard.records))
+            index = next(
+                (i for i, r in enumerate(shard.records) if r.arrival_ms >= ts_ms), len(shard.records)
+            )
         elif kind in ("AFTER_SEQUENCE_NUMBER", "AT_SEQUENCE_NUMBER"):
             seq = int(kwargs["StartingSequenceNumber"])
             index = next(
@@ -168,7 +170,9 @@ class SimKinesisClient:
                 }
                 for r in page
             ],
-            "MillisBehindLatest": 0 if end >= len(shard.records) else self.now_ms() - shard.records[end].arrival_ms,
+            "MillisBehindLatest": 0
+            if end >= len(shard.records)
+            else self.now_ms() - shard.records[end].arrival_ms,
         }
         if shard.end_seq is None or end < len(shard.records):
             answer["NextShardIterator"] = f"{shard_id}|{end}"

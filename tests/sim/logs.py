@@ -53,7 +53,9 @@ class SimLogGroup:
 
 
 class SimLogsClient:
-    def __init__(self, groups: dict[str, SimLogGroup], now_ms: Callable[[], int], page_events: int = 40) -> None:
+    def __init__(
+        self, groups: dict[str, SimLogGroup], now_ms: Callable[[], int], page_events: int = 40
+    ) -> None:
         self.groups = groups
         self.now_ms = now_ms
         self.page_events = page_events

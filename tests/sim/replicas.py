@@ -151,7 +151,9 @@ class Replica:
         k = self.world.kernel
         self.last_step_end = k.now
         if self.state == "running":
-            self._step_job = k.spawn(k.now + max(0.0, delay), self.owner, "lease round", self._round, self._after_round)
+            self._step_job = k.spawn(
+                k.now + max(0.0, delay), self.owner, "lease round", self._round, self._after_round
+            )
 
     def wake(self) -> None:
         """The lease thread's _wake: a round now instead of at its period (set_units)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from tests.sim.checks import Outcome, check
@@ -18,6 +19,7 @@ class Result:
     lines: list[str]
     dynamodb_calls: int
     faults: dict[str, int]
+    digest: str  # of every delivery (event, instant, replica, batch): equal digests, equal runs
 
     @property
     def ok(self) -> bool:
@@ -31,7 +33,7 @@ class Result:
             "steps:",
             *(f"  {step}" for step in self.plan.steps),
             f"events {o.events}, required {o.required}, delivered {o.delivered}, repeats {o.duplicates}, "
-            f"DynamoDB calls {self.dynamodb_calls}, faults {self.faults}",
+            f"DynamoDB calls {self.dynamodb_calls}, faults {self.faults}, digest {self.digest}",
         ]
         if o.violations:
             out.append(f"{len(o.violations)} violations:")
@@ -43,12 +45,27 @@ def replay_command(plan: Plan) -> str:
     return f"python -m tests.sim --seed {plan.seed} --mode {plan.mode} --trace"
 
 
-def run_schedule(seed: int, mode: str, *, trace: bool = False, origin_broken: bool = False) -> Result:
+def run_schedule(
+    seed: int, mode: str, *, trace: bool = False, origin_broken: bool = False, threads: bool = False
+) -> Result:
+    """`origin_broken`: (poll) the replicas take units without recording their origin, as before the
+    fix, to show that the checks catch it. `threads`: suspend jobs on threads instead of greenlets."""
     plan = generate(seed, mode)
-    world = World(plan, trace=trace, origin_broken=origin_broken)
+    world = World(plan, trace=trace, origin_broken=origin_broken, threads=threads)
     try:
         world.run()
         outcome = check(world)
     finally:
         world.shutdown()
-    return Result(plan, outcome, world.lines, world.network.calls, dict(world.network.fault_counts))
+    return Result(
+        plan, outcome, world.lines, world.network.calls, dict(world.network.fault_counts), _digest(world)
+    )
+
+
+def _digest(world: World) -> str:
+    h = hashlib.sha256()
+    for n in sorted(world.events):
+        for d in world.events[n].deliveries:
+            h.update(f"{n} {d.time:.6f} {d.session.owner} {d.batch}\n".encode())
+    h.update(f"{world.network.calls} {sorted(world.network.fault_counts.items())}".encode())
+    return h.hexdigest()[:16]

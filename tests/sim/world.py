@@ -63,12 +63,14 @@ class Event:
 
 
 class World:
-    def __init__(self, plan: Plan, trace: bool = False, origin_broken: bool = False) -> None:
+    def __init__(
+        self, plan: Plan, trace: bool = False, origin_broken: bool = False, threads: bool = False
+    ) -> None:
         self.plan = plan
         self.mode = plan.mode
         self.rng = random.Random(f"world:{plan.mode}:{plan.seed}")
         self.event_rng = random.Random(f"events:{plan.mode}:{plan.seed}")
-        self.kernel = Kernel()
+        self.kernel = Kernel(threads=threads)
         self.table = Table(TABLE)
         self.table.on_write = self._written
         self.network = Network(self.kernel, self.table, random.Random(f"net:{plan.mode}:{plan.seed}"))
@@ -151,7 +153,9 @@ class World:
         self.by_payload[message.encode()] = event
         return self._n, message
 
-    def _put_log_event(self, group: SimLogGroup, stream: str, unit: str, lag_ms: int, repeat: bool = True) -> None:
+    def _put_log_event(
+        self, group: SimLogGroup, stream: str, unit: str, lag_ms: int, repeat: bool = True
+    ) -> None:
         k = self.kernel
         if k.now > self.plan.events_until:
             return
@@ -187,7 +191,11 @@ class World:
             cluster = self.event_rng.choice(self.all_clusters[: len(self.clusters)])
             group = self.logs[f"/aws/eks/{cluster}/cluster"]
             stream = self.event_rng.choice(sorted(group.streams))
-            lag = group.streams[stream].visible[-1] - group.streams[stream].keys[-1][0] if group.streams[stream].events else 0
+            lag = (
+                group.streams[stream].visible[-1] - group.streams[stream].keys[-1][0]
+                if group.streams[stream].events
+                else 0
+            )
             unit = group_key(_config_for_keys(), REGION, group.name)
             for _ in range(count):
                 self._put_log_event(group, stream, unit, lag, repeat=False)
@@ -246,11 +254,15 @@ class World:
         for _, payload in events:
             event = self.by_payload.get(payload)
             if event is None:
-                self.violations.append(f"{now:.3f}s {replica.owner} delivered an unknown payload {payload[:60]!r}")
+                self.violations.append(
+                    f"{now:.3f}s {replica.owner} delivered an unknown payload {payload[:60]!r}"
+                )
                 continue
             session = self.open_sessions.get((replica.owner, event.unit))
             if session is None:
-                self.violations.append(f"{now:.3f}s {replica.owner} delivered e{event.n} of {event.unit} without holding it")
+                self.violations.append(
+                    f"{now:.3f}s {replica.owner} delivered e{event.n} of {event.unit} without holding it"
+                )
                 session = Session(replica.owner, replica.id, event.unit, now, now, "not held")
             event.deliveries.append(Delivery(now, session, batch))
             units.add(event.unit)

@@ -35,6 +35,7 @@ class Outcome:
     delivered: int = 0
     duplicates: int = 0
     repeated_batches_max: int = 0  # most batches one holding repeated (with DynamoDB failures)
+    counters: dict[str, int] = field(default_factory=dict)  # the Coordinators' lease counters, summed
 
 
 def _required(world: World, event: Event) -> bool | None:
@@ -104,6 +105,9 @@ def check(world: World) -> Outcome:
             )
     for unit in sorted(untaken):
         v.append(f"{unit} was never taken by any replica")
+    for replica in world.replicas.values():
+        for name, value in replica.coord.counters.items():
+            out.counters[name] = out.counters.get(name, 0) + value
     _exclusive(world, v)
     _reshard_order(world, v)
     _balanced(world, v)

@@ -63,6 +63,7 @@ class Table:
         self.items: dict[str, Item] = {}
         self.history: list[Write] = []
         self.on_write: Callable[[Write], None] | None = None
+        self._orders: dict[str, tuple[int, str]] = {}
 
     def _key_of(self, params: dict[str, Any], field_name: str = "Key") -> str:
         key = params.get(field_name)
@@ -154,9 +155,12 @@ class Table:
         item = self.items.get(key)
         return {} if item is None else {"Item": _copy(item)}
 
-    @staticmethod
-    def _order(key: str) -> tuple[int, str]:
-        return zlib.crc32(key.encode()), key  # DynamoDB scans in hash order, not key order
+    def _order(self, key: str) -> tuple[int, str]:
+        """DynamoDB scans in the order of its keys' hashes, not of the keys."""
+        order = self._orders.get(key)
+        if order is None:
+            order = self._orders[key] = (zlib.crc32(key.encode()), key)
+        return order
 
     def _scan(self, now: float, replica: str, params: dict[str, Any]) -> dict[str, Any]:
         self._context(params)

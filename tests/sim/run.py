@@ -33,7 +33,7 @@ class Result:
             "steps:",
             *(f"  {step}" for step in self.plan.steps),
             f"events {o.events}, required {o.required}, delivered {o.delivered}, repeats {o.duplicates}, "
-            f"DynamoDB calls {self.dynamodb_calls}, faults {self.faults}, digest {self.digest}",
+            f"DynamoDB calls {self.dynamodb_calls}, faults {self.faults}, {o.counters}, digest {self.digest}",
         ]
         if o.violations:
             out.append(f"{len(o.violations)} violations:")

@@ -36,7 +36,7 @@ class Plan:
     polling_interval: int
     units: int  # clusters (poll) or shards (stream) at the start
     streams_per_unit: int
-    rate: float  # events/s per log stream (poll) or records/s per shard (stream)
+    rate: float  # events/s per log group (poll) or records/s per shard (stream)
     active_until: float
     events_until: float
     end: float
@@ -81,7 +81,7 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
     together = rng.random() < 0.6
     for _ in range(rng.randint(1, 4)):
         new_replica(rng.uniform(0, 0.3) if together else rng.uniform(0, 2 * lease))
-    active = lease * rng.uniform(5, 8) if faults else 0.0
+    active = lease * rng.uniform(4, 7) if faults else 0.0
     t = 2 * lease
     busy: dict[str, float] = {}  # replica → end of its pause or cut-off
     while faults and t < active:
@@ -109,7 +109,7 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
             level = rng.choice(("throttle", "lost", "mixed"))
             steps.append(Step(t, f"table-{level}", "", round(length, 3)))
         elif kind == "burst":
-            steps.append(Step(t, "burst", "", rng.choice((60, 150, 300))))
+            steps.append(Step(t, "burst", "", rng.choice((40, 140, 260))))
         else:
             steps.append(Step(t, kind))
     t = max(t, active)
@@ -117,7 +117,7 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
         new_replica(active)
     lasting = [s.at + s.value for s in steps if s.action in ("pause", "cut") or s.action.startswith("table")]
     plan.active_until = max([active, *lasting])
-    plan.end = plan.active_until + 6 * lease + 4
-    plan.events_until = plan.end - 2 * lease - 4
+    plan.end = plan.active_until + 4 * lease + 4
+    plan.events_until = plan.end - 2 * lease - 3
     steps.sort(key=lambda s: s.at)
     return plan

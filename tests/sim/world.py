@@ -71,7 +71,9 @@ class World:
         self.rng = random.Random(f"world:{plan.mode}:{plan.seed}")
         self.event_rng = random.Random(f"events:{plan.mode}:{plan.seed}")
         self.kernel = Kernel(threads=threads)
-        self.table = Table(TABLE)
+        # Most schedules read the table in one Scan page (DynamoDB's are 1 MB); some in pages of two items,
+        # so that a scan is several reads at different instants.
+        self.table = Table(TABLE, page_items=self.rng.choice((2, 100, 100)))
         self.table.on_write = self._written
         self.network = Network(self.kernel, self.table, random.Random(f"net:{plan.mode}:{plan.seed}"))
         self.network.on_failure = self._dynamodb_failed
@@ -127,44 +129,55 @@ class World:
 
     def _setup_sources(self) -> None:
         if self.mode == "poll":
-            self.clusters = self.all_clusters[: self.plan.units]
             for cluster in self.all_clusters:
-                group = SimLogGroup(f"/aws/eks/{cluster}/cluster")
-                self.logs[group.name] = group
-                for _ in range(self.plan.streams_per_unit):
-                    self._new_log_stream(cluster, lag_ms=self.event_rng.choice((0, 200, 1500)))
+                self.logs[f"/aws/eks/{cluster}/cluster"] = SimLogGroup(f"/aws/eks/{cluster}/cluster")
+            for cluster in self.all_clusters[: self.plan.units]:
+                self._add_cluster(cluster)
         else:
             for cluster in self.all_clusters[: self.plan.units]:
                 self.clusters.append(cluster)
             self.kernel.at(0.0, "world", self._put_record)
+
+    def _add_cluster(self, cluster: str) -> None:
+        """A cluster whose audit log Falco is told to read: its API servers write from now on."""
+        self.clusters.append(cluster)
+        for _ in range(self.plan.streams_per_unit):
+            self._new_log_stream(cluster, lag_ms=self.event_rng.choice((0, 200, 1500)))
 
     def _new_log_stream(self, cluster: str, lag_ms: int) -> None:
         group = self.logs[f"/aws/eks/{cluster}/cluster"]
         name = f"{LOG_STREAM_PREFIX}{len(group.streams)}"
         group.add_stream(name, self.wall_ms())
         unit = group_key(_config_for_keys(), REGION, group.name)
-        self.kernel.at(self.kernel.now, "world", lambda: self._put_log_event(group, name, unit, lag_ms))
+        rate = self.plan.rate / self.plan.streams_per_unit
+        self._write_ahead(group, name, unit, lag_ms, rate, self.kernel.now)
 
-    def _message(self, unit: str, ts_ms: int, lag_ms: int = 0) -> tuple[int, str]:
+    def _message(self, unit: str, ts_ms: int, visible_at: float) -> tuple[int, str]:
         self._n += 1
         message = orjson.dumps({"kind": "Event", "auditID": f"e{self._n}", "n": self._n}).decode()
-        event = Event(self._n, unit, ts_ms, self.kernel.now + lag_ms / 1000)
+        event = Event(self._n, unit, ts_ms, visible_at)
         self.events[self._n] = event
         self.by_payload[message.encode()] = event
         return self._n, message
 
-    def _put_log_event(
-        self, group: SimLogGroup, stream: str, unit: str, lag_ms: int, repeat: bool = True
-    ) -> None:
-        k = self.kernel
-        if k.now > self.plan.events_until:
-            return
-        ts = self.wall_ms()
-        n, message = self._message(unit, ts, lag_ms)
+    def _put_log_event(self, group: SimLogGroup, stream: str, unit: str, lag_ms: int, at: float) -> None:
+        """An event with timestamp `at` (virtual, possibly ahead of now: it is readable only once ingested)."""
+        last = group.streams[stream].keys[-1][0] if group.streams[stream].events else 0
+        ts = max(self.wall_ms_at(at), last)
+        n, message = self._message(unit, ts, (ts - EPOCH_MS + lag_ms) / 1000)
         group.put(stream, LogEvent(ts, f"{n:020d}", message, ts + lag_ms))
-        if repeat:
-            gap = self.event_rng.expovariate(self.plan.rate)
-            k.at(k.now + gap, "world", lambda: self._put_log_event(group, stream, unit, lag_ms))
+
+    def _write_ahead(
+        self, group: SimLogGroup, stream: str, unit: str, lag_ms: int, rate: float, at: float
+    ) -> None:
+        """The stream's events of the next second, written now (fewer callbacks than one per event)."""
+        k = self.kernel
+        horizon = k.now + 1.0
+        while at < horizon and at <= self.plan.events_until:
+            self._put_log_event(group, stream, unit, lag_ms, at)
+            at += self.event_rng.expovariate(rate)
+        if at <= self.plan.events_until:
+            k.at(horizon, "world", lambda: self._write_ahead(group, stream, unit, lag_ms, rate, at))
 
     def _put_record(self, repeat: bool = True) -> None:
         k = self.kernel
@@ -177,7 +190,7 @@ class World:
         ts = self.wall_ms()
         events = []
         for _ in range(self.event_rng.randint(1, 3)):
-            n, message = self._message(unit, ts)
+            n, message = self._message(unit, ts, k.now)
             events.append((f"{n:020d}", ts, message))
         data = subscription_record(f"/aws/eks/{cluster}/cluster", f"{LOG_STREAM_PREFIX}0", events)
         self.stream.put(hash_key, data, ts)
@@ -188,17 +201,14 @@ class World:
 
     def _burst(self, count: int) -> None:
         if self.mode == "poll":
-            cluster = self.event_rng.choice(self.all_clusters[: len(self.clusters)])
+            cluster = self.event_rng.choice(self.clusters)
             group = self.logs[f"/aws/eks/{cluster}/cluster"]
             stream = self.event_rng.choice(sorted(group.streams))
-            lag = (
-                group.streams[stream].visible[-1] - group.streams[stream].keys[-1][0]
-                if group.streams[stream].events
-                else 0
-            )
+            s = group.streams[stream]
+            lag = s.visible[-1] - s.keys[-1][0] if s.events else 0
             unit = group_key(_config_for_keys(), REGION, group.name)
             for _ in range(count):
-                self._put_log_event(group, stream, unit, lag, repeat=False)
+                self._put_log_event(group, stream, unit, lag, self.kernel.now)
         else:
             for _ in range(count // 2):
                 self._put_record(repeat=False)
@@ -313,7 +323,7 @@ class World:
         elif action == "burst":
             self._burst(int(step.value))
         elif action == "logstream":
-            cluster = self.event_rng.choice(self.all_clusters)
+            cluster = self.event_rng.choice(self.clusters)
             self._new_log_stream(cluster, lag_ms=self.event_rng.choice((0, 500, 5000, 30000)))
         elif action == "reload":
             self._reload()
@@ -354,7 +364,7 @@ class World:
         """A cluster added to open_params: every running replica closes and opens again (same id)."""
         if len(self.clusters) >= len(self.all_clusters):
             return
-        self.clusters = self.all_clusters[: len(self.clusters) + 1]
+        self._add_cluster(self.all_clusters[len(self.clusters)])
         k = self.kernel
         for rid, replica in sorted(self.current.items()):
             if replica.state != "running":

@@ -61,6 +61,7 @@ class FencedStore:
                     self._write(unit, self.save_budget_s)
                 except CheckpointRejected:
                     rejected.append(unit)
+        self._c.committed(self.pending())
         if rejected:
             raise CheckpointRejected(", ".join(rejected), self._c.me)
 

@@ -22,7 +22,7 @@ from k8saudit_eks_py.aws import classify, describe, is_aws_error
 from k8saudit_eks_py.checkpoint_store import UnitState
 from k8saudit_eks_py.coordination.balance import plan
 from k8saudit_eks_py.coordination.fenced_store import FencedStore
-from k8saudit_eks_py.coordination.lease import PRESENCE_PREFIX, Lease
+from k8saudit_eks_py.coordination.lease import PRESENCE_PREFIX, Held, Lease
 from k8saudit_eks_py.coordination.table import LeaseLost, LeaseTable
 from k8saudit_eks_py.metrics import (
     CALLS_DYNAMODB,
@@ -33,7 +33,7 @@ from k8saudit_eks_py.metrics import (
     UNITS_HELD,
 )
 
-__all__ = ["Change", "Coordinator", "Held"]
+__all__ = ["Change", "Coordinator"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +43,6 @@ class Change:
     kind: Literal["acquired", "lost"]
     unit: str
     state: UnitState | None = None
-
-
-@dataclass(slots=True)
-class Held:
-    counter: int
-    renewed_at: float  # clock() when the last successful renewal (or take) was sent
-    draining_since: float | None = None  # a hand-over was asked: deliver nothing more
-    handoff_to: str = ""
-    saved_since_drain: bool = False
-    checkpoint: UnitState | None = None  # the state found in the lease when taken (else its origin)
 
 
 @dataclass(slots=True)

@@ -63,6 +63,14 @@ def ensure_rootfs(suite: str = SUITE, arch: str | None = None) -> Path:
     return root
 
 
+def cached_rootfs(arch: str, suite: str = SUITE) -> Path:
+    """The cached root of `arch`, never built here: tests must not download (tests/setup-system builds it)."""
+    root = cache_dir() / f"{suite}-minbase-{arch}"
+    if not root.is_dir():
+        raise RuntimeError(f"the {arch} Debian test root {root} is missing: run tests/setup-system")
+    return root
+
+
 def run(
     root: Path, argv: Sequence[str], env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:

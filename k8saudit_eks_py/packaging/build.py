@@ -144,6 +144,10 @@ def download_cross_inputs(target: str, progress: Callable[[str], None] = lambda 
     return files
 
 
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
 def _check_cross_target(target: str) -> None:
     if target not in cross.TARGETS:
         raise PackageError(f"cannot cross-build for {target} (only for {', '.join(cross.TARGETS)})")
@@ -163,13 +167,14 @@ def _cross_inputs(
     progress(f"Debian's {arch} CPython {'{}.{}'.format(*debian.PYTHON_VERSION)} and libraries")
     sysroot = debian.unpack(debian.fetch(arch, offline=offline), tmp / "sysroot", cross.triplet(target))
     libpython = sysroot.library_dirs[0] / "libpython{}.{}.so.1.0".format(*debian.PYTHON_VERSION)
+    libpython_package = "libpython{}.{}".format(*debian.PYTHON_VERSION)  # its copyright: CPython's licence
     python = Interpreter(
         machine=target,
         version=debian.PYTHON_VERSION,
         libpython=libpython,
         soname=elf.soname(libpython),
         stdlib=sysroot.stdlib,
-        license=None,  # Debian's copyright file of libpython3.X comes with the bundled libraries'
+        license=_existing(sysroot.root / "usr" / "share" / "doc" / libpython_package / "copyright"),
         needed=lambda path, ignore: elf.needed_in(path, sysroot.library_dirs, ignore),
         copyright=sysroot.copyright,
         strip_tool=f"{cross.triplet(target)}-strip",

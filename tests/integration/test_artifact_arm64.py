@@ -127,6 +127,7 @@ def test_arm64_tarball_is_aarch64_within_budget_and_reproducible(
     assert elf.runpath(plugins / SO) == f"$ORIGIN/{RUNTIME}/lib"
     for path in elves:
         assert all(p.startswith("$ORIGIN") for p in elf.runpath(path).split(":") if p), path
+    assert (plugins / RUNTIME / "licenses" / "CPython-LICENSE.txt").is_file()
     site = plugins / RUNTIME / "lib" / "python3.11" / "site-packages"
     assert [p.name for p in site.glob("orjson/orjson.cpython-311-aarch64-linux-gnu.so")]
     assert [p.name for p in site.glob("_cffi_backend.cpython-311-aarch64-linux-gnu.so")]

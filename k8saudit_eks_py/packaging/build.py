@@ -93,7 +93,7 @@ def build_package(
             python = host_interpreter()
         else:
             library, python = _cross_inputs(Path(tmp), target, library, offline, progress)
-        if elf.machine(library) != target:
+        if target in elf.KNOWN_MACHINES and elf.machine(library) != target:
             raise PackageError(f"{library} is built for {elf.machine(library)}, not {target}")
         staging = Path(tmp) / "staging"
         progress(f"bundling the Python runtime ({python.soname}, stdlib, dependencies) for {target}")

@@ -31,6 +31,7 @@ SYSTEM_LIBRARIES = (
 
 # e_machine values of the architectures we package, by `uname -m` name.
 _E_MACHINE = {62: "x86_64", 183: "aarch64"}
+KNOWN_MACHINES = frozenset(_E_MACHINE.values())
 
 _LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(0x[0-9a-f]+\)\s*$")
 _LDD_MISSING = re.compile(r"^\s*(\S+)\s+=>\s+not found\s*$")

@@ -162,7 +162,9 @@ def test_one_tag_holds_both_platforms_and_a_pull_by_platform_gets_its_tarball(
 # ---------------------------------------------------------------------------------------------- emulated
 
 
-def test_arm64_root_has_no_python_and_runs_only_emulated(arm64_root: Path, arm64_host: Path) -> None:
+def test_arm64_root_and_host_are_aarch64_and_the_root_lacks_python(
+    arm64_root: Path, arm64_host: Path
+) -> None:
     assert elf.machine(arm64_root / "usr" / "bin" / "ls") == "aarch64"
     assert elf.machine(arm64_host) == "aarch64"
     assert not list(arm64_root.glob("usr/bin/python*")) and not list(arm64_root.glob("usr/lib/python3*"))

@@ -161,7 +161,7 @@ class World:
         return self._n, message
 
     def _put_log_event(self, group: SimLogGroup, stream: str, unit: str, lag_ms: int, at: float) -> None:
-        """An event with timestamp `at` (virtual, possibly ahead of now: it is readable only once ingested)."""
+        """An event stamped `at` (virtual; may be ahead of now: it is readable only once ingested)."""
         last = group.streams[stream].keys[-1][0] if group.streams[stream].events else 0
         ts = max(self.wall_ms_at(at), last)
         n, message = self._message(unit, ts, (ts - EPOCH_MS + lag_ms) / 1000)

@@ -24,6 +24,7 @@ SHAPES = [(2, 2, 6), (2, 5, 6), (3, 3, 6), (3, 10, 6), (3, 10, 20), (4, 7, 3), (
 def schedules(mode: str, count: int, first: int) -> None:
     failed: list[int] = []
     events = repeats = calls = most_batches = 0
+    longest = 0.0
     counters: dict[str, int] = {}
     started = time.process_time()
     for seed in range(first, first + count):
@@ -32,6 +33,7 @@ def schedules(mode: str, count: int, first: int) -> None:
         repeats += result.outcome.duplicates
         calls += result.dynamodb_calls
         most_batches = max(most_batches, result.outcome.repeated_batches_max)
+        longest = max(longest, result.outcome.repeated_span_max)
         for name, value in result.outcome.counters.items():
             counters[name] = counters.get(name, 0) + value
         if not result.ok:
@@ -42,7 +44,10 @@ def schedules(mode: str, count: int, first: int) -> None:
         f"{mode}: {count} schedules in {took:.1f} s CPU ({count / took:.1f}/s), {events} events, "
         f"{repeats} repeated deliveries, {calls} DynamoDB calls, violations in {len(failed)}: {failed[:20]}"
     )
-    print(f"  {counters}; most batches one holding repeated with DynamoDB failing: {most_batches}")
+    print(
+        f"  {counters}; with DynamoDB failing, one holding repeated at most {most_batches} batches, "
+        f"delivered within {longest:.2f} lease periods"
+    )
 
 
 def converging(seeds: int) -> None:

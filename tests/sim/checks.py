@@ -4,11 +4,11 @@ delivered only while held, and never while another replica may deliver it).
 - Nothing lost: every event of a unit put at or after the unit's origin (the first take's instant minus
   shift; for a shard born of a split or merge, every record) is delivered at least once.
 - Repeats are bounded: an event is delivered again only by a later holding than the one that delivered
-  it, and only if that earlier holding ended without committing the batch that held it. A holding that
-  had no DynamoDB failure repeats at most one batch (the one Falco was processing when the replica
-  crashed, paused past its lease, or lost it); with DynamoDB failing, what was delivered after its last
-  committed write (within one lease period: deliveries stop lease_duration - margin after the last
-  renewal).
+  it, and only if that earlier holding ended without committing the batch that held it (kill -9, SIGSTOP
+  past the lease, DynamoDB unreachable or throttled, a rejected checkpoint). Per such incident and unit:
+  with DynamoDB answering the replica, at most one batch (<= 128 events: the one Falco was processing);
+  with DynamoDB failing it, the batches delivered after its last checkpoint write that got through, all
+  within one lease period (deliveries stop lease_duration - margin after the last renewal sent).
 - Exclusive: per unit, deliveries of two holdings never interleave.
 - Order across a reshard: a child shard's events are delivered only after its parents' events.
 - Balanced: after the quiet phase every running replica holds floor(M/N)..ceil(M/N) units, every unit
@@ -35,6 +35,7 @@ class Outcome:
     delivered: int = 0
     duplicates: int = 0
     repeated_batches_max: int = 0  # most batches one holding repeated (with DynamoDB failures)
+    repeated_span_max: float = 0.0  # longest time over which they were delivered, in lease periods
     counters: dict[str, int] = field(default_factory=dict)  # the Coordinators' lease counters, summed
 
 
@@ -58,6 +59,7 @@ def check(world: World) -> Outcome:
     v.extend(f"exception in the real code: {e}" for e in world.kernel.errors)
     untaken: set[str] = set()
     repeated: dict[int, set[int]] = defaultdict(set)  # id(session) → batches repeated from it
+    repeated_at: dict[int, list[float]] = defaultdict(list)  # id(session) → when they were delivered
     sessions_by_id: dict[int, Session] = {}
     lease = world.lease_duration
     for event in world.events.values():
@@ -88,6 +90,7 @@ def check(world: World) -> Outcome:
                     f"{s.owner} had committed its batch {first.batch}"
                 )
             repeated[id(s)].add(first.batch)
+            repeated_at[id(s)].append(first.time)
             sessions_by_id[id(s)] = s
     for key, batches in repeated.items():
         s = sessions_by_id[key]
@@ -96,8 +99,15 @@ def check(world: World) -> Outcome:
             for t in world.dynamodb_failures.get(s.replica, [])
             if s.start - lease <= t <= (s.end or world.kernel.now)
         ]
+        span = max(repeated_at[key]) - min(repeated_at[key])
         if failures:
             out.repeated_batches_max = max(out.repeated_batches_max, len(batches))
+            out.repeated_span_max = max(out.repeated_span_max, span / lease)
+            if span > lease:
+                v.append(
+                    f"holding of {s.unit} by {s.owner} ({s.start:.3f}s..{s.end}, {s.cause}) had batches "
+                    f"delivered again over {span:.3f}s, more than a lease period"
+                )
         elif len(batches) > 1:
             v.append(
                 f"holding of {s.unit} by {s.owner} ({s.start:.3f}s..{s.end}, {s.cause}) without DynamoDB "

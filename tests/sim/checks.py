@@ -9,6 +9,7 @@ delivered only while held, and never while another replica may deliver it).
   with DynamoDB answering the replica, at most one batch (<= 128 events: the one Falco was processing);
   with DynamoDB failing it, the batches delivered after its last checkpoint write that got through, all
   within one lease period (deliveries stop lease_duration - margin after the last renewal sent).
+  A holding that ends without any of these (a hand-over, a clean close) repeats nothing.
 - Exclusive: per unit, deliveries of two holdings never interleave.
 - Order across a reshard: a child shard's events are delivered only after its parents' events.
 - Balanced: after the quiet phase every running replica holds floor(M/N)..ceil(M/N) units, every unit
@@ -100,6 +101,18 @@ def check(world: World) -> Outcome:
             if s.start - lease <= t <= (s.end or world.kernel.now)
         ]
         span = max(repeated_at[key]) - min(repeated_at[key])
+        end = s.end if s.end is not None else world.kernel.now
+        incident = (
+            failures
+            or s.cause == "crash"
+            or any(a <= end and b >= s.start - lease for a, b in world.paused.get(s.owner, []))
+            or any(a <= end and b >= s.start - lease for a, b in world.cut.get(s.replica, []))
+        )
+        if not incident:
+            v.append(
+                f"holding of {s.unit} by {s.owner} ({s.start:.3f}s..{s.end}) ended without crash, pause, "
+                f"cut-off or DynamoDB failure, yet {len(batches)} of its batches were delivered again"
+            )
         if failures:
             out.repeated_batches_max = max(out.repeated_batches_max, len(batches))
             out.repeated_span_max = max(out.repeated_span_max, span / lease)

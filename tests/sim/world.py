@@ -94,7 +94,8 @@ class World:
         self.by_payload: dict[bytes, Event] = {}
         self.first_take: dict[str, float] = {}
         self.dynamodb_failures: dict[str, list[float]] = {}
-        self.paused: dict[str, list[tuple[float, float]]] = {}
+        self.paused: dict[str, list[tuple[float, float]]] = {}  # owner → SIGSTOP..SIGCONT
+        self.cut: dict[str, list[tuple[float, float]]] = {}  # replica id → cut off from DynamoDB
         self._tags: dict[tuple[str, str, str], int] = {}
         self._n = 0
         self.logs: dict[str, SimLogGroup] = {}
@@ -310,6 +311,7 @@ class World:
                 k.at(k.now + step.value, "world", lambda: k.resume(replica.owner))
         elif action == "cut":
             self.network.cut.add(step.target)
+            self.cut.setdefault(step.target, []).append((k.now, k.now + step.value))
             k.at(k.now + step.value, "world", lambda: self.network.cut.discard(step.target))
         elif action.startswith("table-"):
             level = action.removeprefix("table-")

@@ -112,14 +112,22 @@ class SimStream:
 
 
 class SimKinesisClient:
-    def __init__(self, stream: SimStream, now_ms: Callable[[], int], page_records: int = 5) -> None:
+    def __init__(
+        self,
+        stream: SimStream,
+        now_ms: Callable[[], int],
+        page_records: int = 5,
+        fault: Callable[[str], None] = lambda _: None,
+    ) -> None:
         self.stream = stream
         self.now_ms = now_ms
         self.page_records = page_records
+        self.fault = fault  # raises the error a call gets (throttling), given the operation
         self.calls = 0
 
     def list_shards(self, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1
+        self.fault("ListShards")
         shards = sorted(self.stream.shards.values(), key=lambda s: s.shard_id)
         offset = int(kwargs.get("NextToken") or 0)
         page = shards[offset : offset + 3]
@@ -130,6 +138,7 @@ class SimKinesisClient:
 
     def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1
+        self.fault("GetShardIterator")
         shard = self.stream.shards[kwargs["ShardId"]]
         kind = kwargs["ShardIteratorType"]
         if kind == "TRIM_HORIZON":
@@ -155,6 +164,7 @@ class SimKinesisClient:
 
     def get_records(self, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1
+        self.fault("GetRecords")
         shard_id, index_text = str(kwargs["ShardIterator"]).split("|")
         shard, index = self.stream.shards[shard_id], int(index_text)
         limit = min(int(kwargs.get("Limit") or self.page_records), self.page_records)

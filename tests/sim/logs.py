@@ -54,11 +54,16 @@ class SimLogGroup:
 
 class SimLogsClient:
     def __init__(
-        self, groups: dict[str, SimLogGroup], now_ms: Callable[[], int], page_events: int = 40
+        self,
+        groups: dict[str, SimLogGroup],
+        now_ms: Callable[[], int],
+        page_events: int = 40,
+        fault: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.groups = groups
         self.now_ms = now_ms
         self.page_events = page_events
+        self.fault = fault  # raises the error a call gets (throttling), given the operation
         self.calls = 0
 
     def _group(self, kwargs: dict[str, Any]) -> SimLogGroup:
@@ -67,6 +72,7 @@ class SimLogsClient:
 
     def filter_log_events(self, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1
+        self.fault("FilterLogEvents")
         group = self._group(kwargs)
         now = self.now_ms()
         start, end = int(kwargs.get("startTime", 0)), int(kwargs.get("endTime", 1 << 62))
@@ -109,6 +115,7 @@ class SimLogsClient:
 
     def describe_log_streams(self, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1
+        self.fault("DescribeLogStreams")
         group = self._group(kwargs)
         now = self.now_ms()
         listed = []

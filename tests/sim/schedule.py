@@ -88,7 +88,7 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
         t += rng.expovariate(1 / (1.2 * lease))
         if t >= active:
             break
-        kinds = ["join", "leave", "crash", "pause", "cut", "table", "burst"]
+        kinds = ["join", "leave", "crash", "pause", "cut", "table", "burst", "aws-throttle"]
         kinds += ["reload", "logstream"] if mode == "poll" else ["split", "merge"]
         kind = rng.choice(kinds)
         free = [r for r in live if busy.get(r, 0) < t]
@@ -108,6 +108,8 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
             length = min(lease * rng.uniform(0.5, 3), active - t)
             level = rng.choice(("throttle", "lost", "mixed"))
             steps.append(Step(t, f"table-{level}", "", round(length, 3)))
+        elif kind == "aws-throttle":  # Logs (poll) or Kinesis (stream) throttled
+            steps.append(Step(t, kind, "", round(min(lease * rng.uniform(0.5, 2), active - t), 3)))
         elif kind == "burst":
             steps.append(Step(t, "burst", "", rng.choice((40, 140, 260))))
         else:
@@ -115,7 +117,11 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
     t = max(t, active)
     if not live:
         new_replica(active)
-    lasting = [s.at + s.value for s in steps if s.action in ("pause", "cut") or s.action.startswith("table")]
+    lasting = [
+        s.at + s.value
+        for s in steps
+        if s.action in ("pause", "cut", "aws-throttle") or s.action.startswith("table")
+    ]
     plan.active_until = max([active, *lasting])
     plan.end = plan.active_until + 4 * lease + 4
     plan.events_until = plan.end - 2 * lease - 3

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from botocore.exceptions import ClientError
 
 from k8saudit_eks_py import log
 from k8saudit_eks_py.coordination import Change
@@ -99,9 +100,10 @@ class World:
         self._tags: dict[tuple[str, str, str], int] = {}
         self._n = 0
         self.logs: dict[str, SimLogGroup] = {}
-        self.logs_client = SimLogsClient(self.logs, self.wall_ms)
+        self.aws_throttle = 0.0  # probability that a Logs or Kinesis call is throttled
+        self.logs_client = SimLogsClient(self.logs, self.wall_ms, fault=self._aws_fault)
         self.stream = SimStream(STREAM, plan.units if plan.mode == "stream" else 1)
-        self.kinesis_client = SimKinesisClient(self.stream, self.wall_ms)
+        self.kinesis_client = SimKinesisClient(self.stream, self.wall_ms, fault=self._aws_fault)
         self.clusters: list[str] = []  # configured (poll)
         self.all_clusters = [f"c{i}" for i in range(plan.units + 4)]
         self.children: dict[str, tuple[str, ...]] = {}  # stream: child unit → parent units
@@ -322,6 +324,9 @@ class World:
             }[level]
             self.network.faults = faults
             k.at(k.now + step.value, "world", self._calm)
+        elif action == "aws-throttle":
+            self.aws_throttle = 0.5
+            k.at(k.now + step.value, "world", self._calm)
         elif action == "burst":
             self._burst(int(step.value))
         elif action == "logstream":
@@ -346,6 +351,18 @@ class World:
 
     def _calm(self) -> None:
         self.network.faults = Faults()
+        self.aws_throttle = 0.0
+
+    def _aws_fault(self, operation: str) -> None:
+        if self.aws_throttle and self.rng.random() < self.aws_throttle:
+            code = "ThrottlingException" if self.mode == "poll" else "ProvisionedThroughputExceededException"
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": "Rate exceeded"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                operation,
+            )
 
     def _start(self, rid: str) -> None:
         incarnation = self.incarnations.get(rid, 0) + 1

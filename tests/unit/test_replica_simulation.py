@@ -23,7 +23,7 @@ from tests.sim.expressions import DynamoError
 from tests.sim.run import run_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEDULES = {"poll": 400, "stream": 300}  # per mode; about 15 s each on two busy cores
+SCHEDULES = {"poll": 300, "stream": 250}  # per mode: about 15 s each on two busy cores
 
 
 def _failures(mode: str, seeds: range) -> list[str]:
@@ -46,24 +46,41 @@ def test_every_schedule_keeps_the_delivery_promise(mode: str) -> None:
 def test_units_taken_without_their_origin_lose_events() -> None:
     """Before origins were recorded in the lease, a unit handed over before its first checkpoint was read
     from its new holder's now - shift: the checks must see the events lost in between."""
-    result = run_schedule(3, "poll", origin_broken=True)
-    lost = [v for v in result.outcome.violations if v.startswith("lost:")]
-    assert len(lost) >= 3, result.report()
-    assert run_schedule(3, "poll").ok
+    caught = []
+    for seed in range(12):
+        lost = [v for v in run_schedule(seed, "poll", origin_broken=True).outcome.violations if "lost:" in v]
+        if lost:
+            caught.append(seed)
+            assert run_schedule(seed, "poll").ok
+    assert len(caught) >= 4, caught
 
 
-def test_a_holder_delivering_past_its_lease_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Coordinator that kept delivering after its lease could expire (no margin, no expiry) would
-    deliver a unit while another replica does: the checks must say so."""
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("poll", {"may deliver it too"}),
+        ("stream", {"may deliver it too", "after another holding had begun"}),
+    ],
+)
+def test_a_holder_delivering_past_its_lease_is_caught(
+    mode: str, expected: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Coordinator that kept delivering after its lease could expire (no margin, no expiry) delivers a
+    unit while another replica may: the checks must say so, at the instant, and from the ledger when the
+    old holder's deliveries interleave with the new one's."""
 
     def forever(self: Coordinator, unit: str) -> bool:
         held = self._held.get(unit)
         return held is not None and held.draining_since is None
 
     monkeypatch.setattr(Coordinator, "deliverable", forever)
-    result = run_schedule(21, "stream")
-    assert any("may deliver it too" in v for v in result.outcome.violations), result.report()
-    assert any("after another holding had begun" in v for v in result.outcome.violations), result.report()
+    kinds: set[str] = set()
+    for seed in range(40):
+        for v in run_schedule(seed, mode).outcome.violations:
+            kinds |= {k for k in expected if k in v}
+        if kinds == expected:
+            return
+    pytest.fail(f"40 schedules with a broken lease, and the checks found only {kinds or 'nothing'}")
 
 
 def test_a_seed_replays_identically() -> None:
@@ -91,7 +108,7 @@ def test_a_seed_replays_identically() -> None:
 def test_replicas_started_together_balance_within_three_lease_periods(
     replicas: int, units: int, lease: int
 ) -> None:
-    results = [convergence(seed, replicas, units, lease) for seed in range(25)]
+    results = [convergence(seed, replicas, units, lease) for seed in range(15)]
     slow = [r for r in results if r.periods is None or r.periods > 3]
     assert not slow, slow
 

@@ -25,6 +25,7 @@ def schedules(mode: str, count: int, first: int) -> None:
     failed: list[int] = []
     events = repeats = calls = most_batches = 0
     longest = 0.0
+    slow_falco = 0
     counters: dict[str, int] = {}
     started = time.process_time()
     for seed in range(first, first + count):
@@ -34,6 +35,7 @@ def schedules(mode: str, count: int, first: int) -> None:
         calls += result.dynamodb_calls
         most_batches = max(most_batches, result.outcome.repeated_batches_max)
         longest = max(longest, result.outcome.repeated_span_max)
+        slow_falco += result.outcome.slow_falco_repeats
         for name, value in result.outcome.counters.items():
             counters[name] = counters.get(name, 0) + value
         if not result.ok:
@@ -46,7 +48,8 @@ def schedules(mode: str, count: int, first: int) -> None:
     )
     print(
         f"  {counters}; with DynamoDB failing, one holding repeated at most {most_batches} batches, "
-        f"delivered within {longest:.2f} lease periods"
+        f"delivered within {longest:.2f} lease periods; {slow_falco} hand-overs repeated the batch a slow "
+        "Falco was still processing"
     )
 
 

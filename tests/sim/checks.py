@@ -9,7 +9,9 @@ delivered only while held, and never while another replica may deliver it).
   with DynamoDB answering the replica, at most one batch (<= 128 events: the one Falco was processing);
   with DynamoDB failing it, the batches delivered after its last checkpoint write that got through, all
   within one lease period (deliveries stop lease_duration - margin after the last renewal sent).
-  A holding that ends without any of these (a hand-over, a clean close) repeats nothing.
+  A holding that ends without any of these (a hand-over, a clean close) repeats nothing, unless Falco was
+  still processing its last batch a period (lease_duration / 3) after the hand-over was asked: the
+  Coordinator hands over without that batch's commit, and the next holder delivers it again (one batch).
 - Exclusive: per unit, deliveries of two holdings never interleave.
 - Order across a reshard: a child shard's events are delivered only after its parents' events.
 - Balanced: after the quiet phase every running replica holds floor(M/N)..ceil(M/N) units, every unit
@@ -37,6 +39,7 @@ class Outcome:
     duplicates: int = 0
     repeated_batches_max: int = 0  # most batches one holding repeated (with DynamoDB failures)
     repeated_span_max: float = 0.0  # longest time over which they were delivered, in lease periods
+    slow_falco_repeats: int = 0  # hand-overs that repeated the batch Falco was still processing
     counters: dict[str, int] = field(default_factory=dict)  # the Coordinators' lease counters, summed
 
 
@@ -108,6 +111,14 @@ def check(world: World) -> Outcome:
             or any(a <= end and b >= s.start - lease for a, b in world.paused.get(s.owner, []))
             or any(a <= end and b >= s.start - lease for a, b in world.cut.get(s.replica, []))
         )
+        if not incident and len(batches) == 1:
+            # Falco still busy with the batch when the hand-over went through: the Coordinator waits one
+            # period (lease_duration / 3) for its commit, then hands over anyway.
+            delivered, asked = world.batch_times[(s.owner, next(iter(batches)))]
+            busy = (asked if asked is not None else world.kernel.now) - delivered
+            if busy > lease / 3:
+                out.slow_falco_repeats += 1
+                incident = True
         if not incident:
             v.append(
                 f"holding of {s.unit} by {s.owner} ({s.start:.3f}s..{s.end}) ended without crash, pause, "

@@ -171,6 +171,7 @@ class Replica:
             self._delivered(self._next_batch())
 
     def _next_batch(self) -> list[tuple[int, bytes]]:
+        self.world.asked(self)
         self.world.committing(self, dict(self.source._pending))
         events, _ = self.source.next_batch(MAX_EVENTS, 0.0)
         return events
@@ -183,7 +184,8 @@ class Replica:
             self.world.delivered(self, self.batches, events)
         if self.state == "running":
             # Busy: the time Falco takes to process a batch; idle: next_batch's wait for events.
-            pause = self.world.rng.uniform(0.005, 0.1) if events else self.world.rng.uniform(0.3, 1.0)
+            busy = self.world.plan.falco_busy
+            pause = self.world.rng.uniform(*busy) if events else self.world.rng.uniform(0.3, 1.0)
             k.at(k.now + pause, self.owner, self._ask)
 
     # ------------------------------------------------------------------ the process's end

@@ -37,6 +37,7 @@ class Plan:
     units: int  # clusters (poll) or shards (stream) at the start
     streams_per_unit: int
     rate: float  # events/s per log group (poll) or records/s per shard (stream)
+    falco_busy: tuple[float, float]  # how long Falco takes with a batch before asking for the next, s
     active_until: float
     events_until: float
     end: float
@@ -63,6 +64,7 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
         units=rng.randint(1, 5) if mode == "poll" else rng.randint(1, 4),
         streams_per_unit=rng.randint(1, 3),
         rate=rng.uniform(0.3, 1.5),
+        falco_busy=rng.choice(((0.005, 0.1), (0.005, 0.1), (0.005, 0.1), (0.2, 2.0))),
         active_until=0.0,
         events_until=0.0,
         end=0.0,

@@ -98,6 +98,8 @@ class World:
         self.paused: dict[str, list[tuple[float, float]]] = {}  # owner → SIGSTOP..SIGCONT
         self.cut: dict[str, list[tuple[float, float]]] = {}  # replica id → cut off from DynamoDB
         self._tags: dict[tuple[str, str, str], int] = {}
+        # (owner, batch) → (when Falco got it, when it asked for the next one: the batch's commit)
+        self.batch_times: dict[tuple[str, int], tuple[float, float | None]] = {}
         self._n = 0
         self.logs: dict[str, SimLogGroup] = {}
         self.aws_throttle = 0.0  # probability that a Logs or Kinesis call is throttled
@@ -261,8 +263,15 @@ class World:
     def _dynamodb_failed(self, replica: str) -> None:
         self.dynamodb_failures.setdefault(replica, []).append(self.kernel.now)
 
+    def asked(self, replica: Replica) -> None:
+        """Falco asks for the next batch: it is done with the previous one, which gets committed now."""
+        key = (replica.owner, replica.batches)
+        if key in self.batch_times and self.batch_times[key][1] is None:
+            self.batch_times[key] = (self.batch_times[key][0], self.kernel.now)
+
     def delivered(self, replica: Replica, batch: int, events: list[tuple[int, bytes]]) -> None:
         now = self.kernel.now
+        self.batch_times[(replica.owner, batch)] = (now, None)
         units = set()
         for _, payload in events:
             event = self.by_payload.get(payload)

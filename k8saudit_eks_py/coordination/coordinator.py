@@ -409,7 +409,8 @@ class Coordinator:
             mine = len(self._held)
         if self._stop.is_set():
             return ok
-        decision = plan(self.me, mine, live, takeable, self._present)
+        leaving = [lease.handoff_to for lease in own if lease.owner == self.me and lease.handoff_to]
+        decision = plan(self.me, mine, live, takeable, self._present, leaving)
         for lease in decision.take:
             ok = self._take(lease) and ok
         if decision.steal is not None and decision.steal.handoff_to != self.me:

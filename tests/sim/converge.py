@@ -49,9 +49,16 @@ class _Into:
 
 
 def convergence(
-    seed: int, replicas: int, units: int, lease: int = 6, periods: float = 8.0, trace: list[str] | None = None
+    seed: int,
+    replicas: int,
+    units: int,
+    lease: int = 6,
+    periods: float = 8.0,
+    trace: list[str] | None = None,
+    spread: float = 0.3,
 ) -> Convergence:
-    """`trace`: gets the plugin's log lines and every change of the holdings, with their virtual time."""
+    """`trace`: gets the plugin's log lines and every change of the holdings, with their virtual time.
+    `spread`: the replicas start within this many seconds (0.3: together)."""
     rng = random.Random(f"converge:{seed}:{replicas}:{units}:{lease}")
     k = Kernel()
     table = Table(TABLE)
@@ -86,7 +93,7 @@ def convergence(
         k.spawn(at, rid, "lease round", round_, again)
 
     for i in range(replicas):
-        start(f"replica-{i}", rng.uniform(0, 0.3))
+        start(f"replica-{i}", rng.uniform(0, spread))
     low, high = units // replicas, -(-units // replicas)
     balanced_since: list[float | None] = [None]
 

@@ -53,10 +53,14 @@ def schedules(mode: str, count: int, first: int) -> None:
     )
 
 
-def converging(seeds: int) -> None:
-    print(f"replicas started together (within 0.3 s), {seeds} seeds each: lease periods until balanced")
+def converging(seeds: int, apart: bool) -> None:
+    when = "over four lease periods" if apart else "together (within 0.3 s)"
+    print(f"replicas started {when}, {seeds} seeds each: lease periods from the last start until balanced")
     for replicas, units, lease in SHAPES:
-        found = [convergence(seed, replicas, units, lease).periods for seed in range(seeds)]
+        found = [
+            convergence(seed, replicas, units, lease, periods=10, spread=4 * lease if apart else 0.3).periods
+            for seed in range(seeds)
+        ]
         never = sum(p is None for p in found)
         times = sorted(p for p in found if p is not None)
         p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
@@ -74,7 +78,8 @@ def main() -> None:
     args = parser.parse_args()
     for mode in ("poll", "stream"):
         schedules(mode, args.schedules, args.first_seed)
-    converging(args.convergence_seeds)
+    converging(args.convergence_seeds, apart=False)
+    converging(args.convergence_seeds, apart=True)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,16 @@ def test_replicas_started_together_balance_within_three_lease_periods(
     assert not slow, slow
 
 
+@pytest.mark.parametrize(("replicas", "units", "lease"), [(4, 4, 6), (6, 6, 3), (3, 10, 6)])
+def test_replicas_started_apart_balance_within_three_lease_periods_of_the_last(
+    replicas: int, units: int, lease: int
+) -> None:
+    """Started over four lease periods: no hand-overs going round (each asker counts what it asked for)."""
+    results = [convergence(seed, replicas, units, lease, periods=10, spread=4 * lease) for seed in range(10)]
+    slow = [r for r in results if r.periods is None or r.periods > 3]
+    assert not slow, slow
+
+
 def test_the_simulated_table_refuses_what_dynamodb_refuses() -> None:
     table = Table("t")
     put = {"TableName": "t", "Item": {"unit": {"S": "a"}, "lease_counter": {"N": "1"}}}

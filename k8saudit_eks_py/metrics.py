@@ -29,6 +29,7 @@ __all__ = [
     "EVENTS_READ",
     "GAUGE",
     "GAUGES",
+    "GROUPS_BEHIND",
     "LAG_SECONDS",
     "LEASE_LOSSES",
     "LEASE_TAKEOVERS",
@@ -36,6 +37,7 @@ __all__ = [
     "METRICS",
     "MILLIS_BEHIND_LATEST",
     "OVERSIZE",
+    "POLL_LAG_SECONDS",
     "QUEUE_BYTES",
     "QUEUE_DEPTH",
     "RESHARDS",
@@ -84,6 +86,8 @@ QUEUE_BYTES = "queue_bytes"  # bytes of those events (sum over instances)
 UNITS_HELD = "units_held"  # work units (log groups, shards) this replica holds a lease on
 SHARDS_HELD = "shards_held"  # Kinesis shards being read
 MILLIS_BEHIND_LATEST = "millis_behind_latest"  # Kinesis lag: largest MillisBehindLatest over the shards
+POLL_LAG_SECONDS = "poll_lag_seconds"  # poll mode: largest time since a log group was last read up to now
+GROUPS_BEHIND = "groups_behind"  # poll mode: log groups read less often than their interval allows
 
 DESCRIPTIONS: dict[str, str] = {
     EVENTS: "audit events delivered to Falco",
@@ -115,6 +119,8 @@ DESCRIPTIONS: dict[str, str] = {
     UNITS_HELD: "log groups or shards this replica holds a lease on",
     SHARDS_HELD: "Kinesis shards being read",
     MILLIS_BEHIND_LATEST: "largest Kinesis MillisBehindLatest over the shards read",
+    POLL_LAG_SECONDS: "poll mode: largest number of seconds since a log group was last read up to now",
+    GROUPS_BEHIND: "poll mode: log groups polled late (more than their interval + 2 polling_interval)",
 }
 
 COUNTERS: tuple[str, ...] = (
@@ -149,6 +155,8 @@ GAUGES: tuple[str, ...] = (
     UNITS_HELD,
     SHARDS_HELD,
     MILLIS_BEHIND_LATEST,
+    POLL_LAG_SECONDS,
+    GROUPS_BEHIND,
 )
 
 # Every metric in get_metrics order, with its kind.
@@ -158,7 +166,7 @@ METRICS: tuple[tuple[str, int], ...] = (
 )
 
 # How several live instances combine into one gauge value.
-_GAUGE_MAX = frozenset({LAG_SECONDS, MILLIS_BEHIND_LATEST})
+_GAUGE_MAX = frozenset({LAG_SECONDS, MILLIS_BEHIND_LATEST, POLL_LAG_SECONDS})
 
 
 def new_counters() -> dict[str, int | float]:

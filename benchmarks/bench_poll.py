@@ -217,6 +217,7 @@ def steady(
         source = open_cloudwatch(
             ",".join(names), config, tuning=Tuning(page_limit=page_limit(size), reads=reads)
         )
+        opened = source.metrics()  # open checks each group with 2 calls: not part of the steady state
         thread = threading.Thread(target=writer, daemon=True)
         thread.start()
         got: set[str] = set()
@@ -235,10 +236,14 @@ def steady(
                     if time.monotonic() - began > 2 * polling + 10 and n in put_ms:
                         lags.append((now - put_ms[n]) / 1000)
             metrics = source.metrics()
+            lag_max = max(metrics.get("poll_lag_seconds", 0.0), 0.0)
         finally:
             stop.set()
             thread.join()
             source.close()
+        for name, value in opened.items():
+            if name.startswith("api_calls"):
+                metrics[name] -= value
         ckpt = sum(os.path.getsize(p) for p in (checkpoint, checkpoint + ".journal") if os.path.exists(p))
     elapsed = time.monotonic() - began
     delivered = int(metrics["events"])
@@ -264,7 +269,7 @@ def steady(
         f"{calls / elapsed:.2f}/s {per_op or ''}; throttles {int(metrics['throttles'])}\n"
         f"  per operation: {shares}; calls per log group per polling_interval {calls / polls:.2f}\n"
         f"  lag put -> delivered: median {p50:.1f}s, p99 {p99:.1f}s, max {lags[-1] if lags else 0:.1f}s; "
-        f"checkpoint file {ckpt} bytes",
+        f"poll_lag_seconds at the end {lag_max:.1f}; checkpoint file {ckpt} bytes",
         flush=True,
     )
 

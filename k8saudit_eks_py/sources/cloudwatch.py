@@ -65,7 +65,7 @@ class Tuning:
     page_limit: int | None = None  # None: the service maximum (10,000 events or 1 MB)
     reads: ReadParams | None = None  # None: derived from lookback and polling_interval
     full_list_every_s: float = 300.0  # complete stream listing (the safety net for lastEventTimestamp)
-    list_every_s: float = 30.0  # listing of the most recently written streams (streams arriving late)
+    list_every_s: float = 60.0  # listing of the most recently written streams (streams arriving late)
     quiet_max_polls: int = 6  # a group whose polls find nothing is polled at most this much less often
     preflight_attempts: int = 3
     close_timeout_s: float = 10.0
@@ -146,6 +146,7 @@ def open_cloudwatch(
     except BaseException:
         source.close(snapshot=False)
         raise
+    source.tell_capacity(len(groups))
     source.start()
     return source
 
@@ -259,7 +260,6 @@ class CloudWatchSource:
         self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop)
         self._groups_behind = 0
         self._next_lag_check = 0.0
-        self._capacity_told = False
         try:
             self._client: Any = self._new_client()
         except Exception as exc:
@@ -350,15 +350,13 @@ class CloudWatchSource:
             f"{self.config.log_stream_prefix or '(all)'}*, new streams from "
             f"{_iso(positions.new_floor())} ({origin})"
         )
-        self._tell_capacity()
 
-    def _tell_capacity(self) -> None:
-        """Warn once when the groups read cannot all be polled often enough under the cap."""
+    def tell_capacity(self, groups: int) -> None:
+        """Warn when `groups` log groups cannot all be polled often enough under the cap."""
         problem = poll_capacity.capacity_problem(
-            len(self._units), self.config.max_api_calls_per_second, self.config.polling_interval
+            groups, self.config.max_api_calls_per_second, self.config.polling_interval
         )
-        if problem and not self._capacity_told:
-            self._capacity_told = True
+        if problem:
             log.warning(f"open: {problem}")
 
     def remove_unit(self, key: str) -> None:

@@ -83,7 +83,7 @@ def test_steady_state_reads_each_event_about_once_with_1mb_pages(moto: MotoServe
     group = "/aws/eks/steady/cluster"
     create_group(c, group, STREAMS)
     began = time.monotonic()
-    tuning = dataclasses.replace(REALISTIC, list_every_s=30.0)  # the default listing period
+    tuning = dataclasses.replace(REALISTIC, list_every_s=60.0)  # the default listing period
     source = open_cloudwatch("steady", make_config(moto.url, polling_interval=3, shift=5), tuning=tuning)
     writer = Writer(c, group, STREAMS, rate=300, seconds=16)
     try:
@@ -181,7 +181,7 @@ def test_an_idle_log_group_costs_at_most_one_call_per_poll_and_fewer_once_quiet(
     t = now_ms() - 2_000
     for n, stream in enumerate(STREAMS):
         put_events(c, group, stream, [(t + n, audit_event(n, t + n))])
-    tuning = dataclasses.replace(REALISTIC, list_every_s=30.0)  # the default listing period
+    tuning = dataclasses.replace(REALISTIC, list_every_s=60.0)  # the default listing period
     source = open_cloudwatch("idle-cost", make_config(moto.url, polling_interval=1, shift=5), tuning=tuning)
     try:
         read_until(source, 3, 10)

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import random
-import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from k8saudit_eks_py.aws import is_aws_error
 from k8saudit_eks_py.checkpoint_store import UnitState, encode_state
-from k8saudit_eks_py.coordination.lease import Lease
-from k8saudit_eks_py.coordination.table import LeaseLost
+from k8saudit_eks_py.coordination.lease import Held, Lease
+from k8saudit_eks_py.coordination.table import LeaseLost, LeaseTable
 from k8saudit_eks_py.metrics import CHECKPOINT_WRITES_REJECTED
-
-if TYPE_CHECKING:
-    from k8saudit_eks_py.coordination.coordinator import Coordinator
 
 __all__ = ["CheckpointRejected", "FencedStore"]
 
@@ -37,8 +34,30 @@ class CheckpointRejected(Exception):
         self.unit = unit
 
 
+class Holder(Protocol):
+    """What the store needs from the Coordinator that owns it (the leases this replica holds)."""
+
+    me: str
+    table: LeaseTable
+    interval: float
+    counters: dict[str, int]
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    rng: random.Random
+
+    def lease_of(self, unit: str) -> Held | None: ...
+
+    def unit_lock(self, unit: str) -> threading.Lock: ...
+
+    def drop(self, unit: str, why: str) -> None: ...
+
+    def committed(self, unsaved: list[str]) -> None: ...
+
+    def close(self, timeout: float = 10.0) -> None: ...
+
+
 class FencedStore:
-    def __init__(self, coordinator: Coordinator, save_budget_s: float | None = None) -> None:
+    def __init__(self, coordinator: Holder, save_budget_s: float | None = None) -> None:
         self._c = coordinator
         self.writes = 0
         # How long save() keeps retrying a failing DynamoDB before leaving the state pending.
@@ -63,6 +82,7 @@ class FencedStore:
                     self._write(unit, self.save_budget_s)
                 except CheckpointRejected:
                     rejected.append(unit)
+        self._c.committed(self.pending())
         if rejected:
             raise CheckpointRejected(", ".join(rejected), self._c.me)
 
@@ -78,7 +98,7 @@ class FencedStore:
             self._pending.pop(unit, None)
             self._c.counters[CHECKPOINT_WRITES_REJECTED] += 1
             raise CheckpointRejected(unit, self._c.me)
-        deadline = time.monotonic() + budget_s
+        deadline = self._c.clock() + budget_s
         delay = 0.05
         looked = False
         while True:
@@ -101,9 +121,9 @@ class FencedStore:
                 if not is_aws_error(exc):
                     raise
                 # Throttling, 5xx, network: retried, never raised into Falco.
-                if time.monotonic() + delay > deadline:
+                if self._c.clock() + delay > deadline:
                     return  # stays pending
-                time.sleep(random.uniform(delay / 2, delay))
+                self._c.sleep(self._c.rng.uniform(delay / 2, delay))
                 delay = min(delay * 2, 1.0)
                 continue
             held.checkpoint = self._pending.pop(unit)

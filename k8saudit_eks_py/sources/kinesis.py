@@ -290,7 +290,7 @@ class KinesisSource:
                 self._listed = {s.shard_id: s for s in shards}
                 reading = set(self._readers)
             self._leases.refresh_states(shards, self._saved, reading)
-            self._leases.offer(shards, self._saved)
+            self._leases.offer(shards, self._saved, self._start_ms)
             return
         for s in shards:
             if s.shard_id not in self._saved:
@@ -616,6 +616,7 @@ class KinesisSource:
     def _commit_pending(self) -> None:
         states, self._pending = self._pending, {}
         if not states:
+            self._store.save({})  # under leases: tells a unit being handed over that all is committed
             return
         try:
             self._store.save(states)

@@ -254,6 +254,8 @@ def steady(
     p50 = lags[len(lags) // 2] if lags else float("nan")
     p99 = lags[int(len(lags) * 0.99)] if lags else float("nan")
     polls = len(groups) * elapsed / polling
+    by_op = _by_operation(metrics)
+    done = int(metrics.get("polls", 0)) - int(opened.get("polls", 0))
     shares = ", ".join(
         f"{op} {n / elapsed:.2f}/s = {100 * n / elapsed / QUOTAS[op]:.0f}% of quota"
         for op, n in sorted(_by_operation(metrics).items())
@@ -268,6 +270,9 @@ def steady(
         f"  API calls {calls}: {1000 * calls / max(delivered, 1):.2f} per 1,000 events, "
         f"{calls / elapsed:.2f}/s {per_op or ''}; throttles {int(metrics['throttles'])}\n"
         f"  per operation: {shares}; calls per log group per polling_interval {calls / polls:.2f}\n"
+        f"  {done} polls ({done / polls:.2f} per log group per polling_interval): "
+        f"{by_op.get('FilterLogEvents', 0) / max(done, 1):.2f} FilterLogEvents and "
+        f"{by_op.get('DescribeLogStreams', 0) / max(done, 1):.2f} DescribeLogStreams calls per poll\n"
         f"  lag put -> delivered: median {p50:.1f}s, p99 {p99:.1f}s, max {lags[-1] if lags else 0:.1f}s; "
         f"poll_lag_seconds at the end {lag_max:.1f}; checkpoint file {ckpt} bytes",
         flush=True,

@@ -37,6 +37,7 @@ __all__ = [
     "METRICS",
     "MILLIS_BEHIND_LATEST",
     "OVERSIZE",
+    "POLLS",
     "POLL_LAG_SECONDS",
     "QUEUE_BYTES",
     "QUEUE_DEPTH",
@@ -78,6 +79,7 @@ LEASE_TAKEOVERS = "lease_takeovers"  # units (log groups, shards) taken from ano
 LEASE_LOSSES = "lease_losses"  # units this replica lost (not renewed in time, or taken over)
 CHECKPOINT_WRITES_REJECTED = "checkpoint_writes_rejected"  # conditional writes refused (lease moved)
 RESHARDS = "reshards"  # closed Kinesis shards finished and replaced by their children
+POLLS = "polls"  # poll mode: log group polls completed (FilterLogEvents calls per poll = calls / polls)
 
 # Gauges: current values of the live instances.
 LAG_SECONDS = "lag_seconds"  # now - newest CloudWatch ingestion time delivered (max over instances)
@@ -113,6 +115,7 @@ DESCRIPTIONS: dict[str, str] = {
     LEASE_LOSSES: "leases lost (not renewed in time, or taken by another replica)",
     CHECKPOINT_WRITES_REJECTED: "checkpoint writes rejected because the lease had moved",
     RESHARDS: "closed Kinesis shards finished and handed over to their children",
+    POLLS: "poll mode: log group polls completed (FilterLogEvents calls per poll = calls / polls)",
     LAG_SECONDS: "seconds between now and the newest ingestion time delivered (max over instances)",
     QUEUE_DEPTH: "events fetched and waiting to be delivered",
     QUEUE_BYTES: "bytes of the events waiting to be delivered",
@@ -147,6 +150,7 @@ COUNTERS: tuple[str, ...] = (
     LEASE_LOSSES,
     CHECKPOINT_WRITES_REJECTED,
     RESHARDS,
+    POLLS,
 )
 GAUGES: tuple[str, ...] = (
     LAG_SECONDS,

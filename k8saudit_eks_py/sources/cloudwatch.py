@@ -9,12 +9,12 @@ whose events all arrive behind the common position. Each operation is paced agai
 (aws.CallPacer); the poller picks, among the calls whose slot is free, the one due the longest (oldest
 first: no unit starves), and a unit whose polls find nothing is polled less often (up to
 `quiet_max_polls` × polling_interval), so quiet groups leave the calls to busy ones. How far behind each
-group is gets reported (metrics poll_lag_seconds, groups_behind; a rate-limited log line). Events are
-shaped (truncation.py) and queued in
-the order read; the poller blocks while the queue is full (buffer_size events AND buffer_bytes). The units a
-batch touched are saved to the checkpoint store when Falco asks for the next batch (or at close), so a
-restart resumes each stream right after the events Falco finished with. Every run-time failure is retried
-with jittered backoff; only open fails.
+group is gets reported (metrics poll_lag_seconds, groups_behind; a rate-limited log line).
+
+Events are shaped (truncation.py) and queued in the order read; the poller blocks while the queue is full
+(buffer_size events AND buffer_bytes). The units a batch touched are saved to the checkpoint store when
+Falco asks for the next batch (or at close), so a restart resumes each stream right after the events Falco
+finished with. Every run-time failure is retried with jittered backoff; only open fails.
 
 Units can be added and removed while the source runs (`add_unit`, `remove_unit`): open() adds one per
 cluster; with coordination_table set, open() adds none and the log groups follow this replica's leases
@@ -223,6 +223,7 @@ _COUNTERS = (
     metrics.TRUNCATED_RECOVERED,
     metrics.OVERSIZE,
     metrics.MALFORMED,
+    metrics.POLLS,
 )
 
 
@@ -555,6 +556,7 @@ class CloudWatchSource:
                 return
             u.positions.followed(u.poll_ms)
             u.read_up_to = u.poll_began
+            self._counters[metrics.POLLS] += 1
             poll = float(self.config.polling_interval)
             if u.poll_found or u.positions.wants_read():
                 u.interval = poll

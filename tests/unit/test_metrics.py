@@ -34,6 +34,7 @@ def test_names_are_the_issue_list_once_each() -> None:
         "lease_losses",
         "checkpoint_writes_rejected",
         "reshards",
+        "polls",
         "lag_seconds",
         "queue_depth",
         "queue_bytes",

@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from tests.sim.replicas import BACKOFF_MAX_S, LIST_EVERY_S
 from tests.sim.world import STREAM, Event, Session, World
 
 __all__ = ["Outcome", "check"]
@@ -46,7 +47,9 @@ class Outcome:
 def _required(world: World, event: Event) -> bool | None:
     """Whether the event must be delivered (None: its unit was never taken). Events that became readable
     too close to the end (a lagging log stream) are not required yet."""
-    if event.visible_at > world.plan.end - world.lease_duration - world.polling_interval - 3:
+    # readable, found by a listing (a stream behind the others), polled: with a margin
+    settle = world.lease_duration + 2 * world.polling_interval + LIST_EVERY_S + BACKOFF_MAX_S + 3
+    if event.visible_at > world.plan.end - settle:
         return False
     if event.unit in world.children:
         return True

@@ -20,6 +20,7 @@ import random
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from k8saudit_eks_py import aws
 from k8saudit_eks_py.checkpoint_store import MemoryStore
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination import Change, Coordinator, LeaseTable
@@ -38,6 +39,8 @@ __all__ = ["PollReplica", "Replica", "StreamReplica"]
 TABLE = "leases"
 REGION = "us-east-1"
 MAX_EVENTS = 128  # what Falco asks for per batch
+LIST_EVERY_S = 5.0  # poll mode: DescribeLogStreams of the recent streams
+BACKOFF_MAX_S = 3.0  # poll mode: the longest wait after failed calls
 
 
 class _Changes(queue.Queue[Change]):
@@ -221,7 +224,10 @@ class Replica:
 class PollReplica(Replica):
     def __init__(self, world: World, rid: str, incarnation: int, groups: dict[str, LogGroup]) -> None:
         super().__init__(world, rid, incarnation)
-        tuning = Tuning(reads=None)
+        # Listings and backoff shrunk as the integration tests do (a schedule lasts a minute or two: a 60 s
+        # backoff after a throttled spell would outlast it; it delays reading, it does not change what
+        # is delivered).
+        tuning = Tuning(list_every_s=LIST_EVERY_S, full_list_every_s=60.0, backoff_max_s=BACKOFF_MAX_S)
         self.source = SimCloudWatchSource(
             world.logs_client, self.config, REGION, tuning, MemoryStore(), world.wall_seconds, None
         )
@@ -244,17 +250,36 @@ class PollReplica(Replica):
         return dict(self.source.checkpoint_states())
 
     def _poll(self) -> None:
-        """Each unit's poll, call after call (the poller thread's loop body, without its pacing)."""
+        """The poller thread's loop body (CloudWatchSource._run): the call due the longest, when it is due;
+        the source's own due times decide, on the virtual monotonic clock (world.py)."""
         if self.state != "running":
             return
         k = self.world.kernel
         source = self.source
-        for unit in list(source._units.values()):
-            for _ in range(200):
-                source._step(unit)
-                if not unit.steps or unit.failures or unit.removed:
-                    break
-        k.at(k.now + max(1, self.world.polling_interval), self.owner, self._poll)
+        for _ in range(1000):  # calls at this instant (the simulated Logs answers at once)
+            with source._cond:
+                job = source._next_job()
+            if job is None:
+                k.at(k.now + 0.2, self.owner, self._poll)
+                return
+            at, unit, listing = job
+            wait = at - self.world.monotonic()
+            if wait > 0:
+                k.at(k.now + min(wait, 0.5), self.owner, self._poll)
+                return
+            try:
+                if listing:
+                    source._list_step(unit)
+                else:
+                    source._step(unit)
+            except aws.Cancelled:
+                return
+            except Exception as exc:  # the real loop logs and backs off; here it fails the run
+                k.errors.append(f"{self.owner} poller: {exc!r}")
+                k.at(k.now + 1.0, self.owner, self._poll)
+                return
+            source._report_lag()
+        k.errors.append(f"{self.owner} poller: 1000 calls due at one instant")
 
 
 class StreamReplica(Replica):

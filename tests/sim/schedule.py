@@ -125,7 +125,8 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
         if s.action in ("pause", "cut", "aws-throttle") or s.action.startswith("table")
     ]
     plan.active_until = max([active, *lasting])
-    plan.end = plan.active_until + 4 * lease + 4
+    # Poll mode: a stream behind the others is found by a listing, every few seconds (replicas.py).
+    plan.end = plan.active_until + 4 * lease + (12 if mode == "poll" else 4)
     plan.events_until = plan.end - 2 * lease - 3
     steps.sort(key=lambda s: s.at)
     return plan

@@ -10,6 +10,7 @@ it carries, so the checkers know what each holding had committed when it ended.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from botocore.exceptions import ClientError
 from k8saudit_eks_py import log
 from k8saudit_eks_py.coordination import Change
 from k8saudit_eks_py.coordination.lease import CHECKPOINT, OWNER, PRESENCE_PREFIX
+from k8saudit_eks_py.sources import cloudwatch
 from k8saudit_eks_py.sources.cloudwatch import unit_key as group_key
 from k8saudit_eks_py.sources.shards import unit_key as shard_key
 from tests.sim.dynamodb import Faults, Network, Table, Write
@@ -32,6 +34,7 @@ from tests.sim.schedule import Plan, Step
 __all__ = ["Delivery", "Event", "Session", "World"]
 
 EPOCH_MS = 1_767_225_600_000  # virtual time 0 is 2026-01-01T00:00:00Z
+MONOTONIC_BASE = 10_000.0
 STREAM = "audit"
 LOG_STREAM_PREFIX = "kube-apiserver-audit-"
 
@@ -122,6 +125,10 @@ class World:
     @staticmethod
     def wall_ms_at(t: float) -> int:
         return EPOCH_MS + int(t * 1000)
+
+    def monotonic(self) -> float:
+        """time.monotonic() of the CloudWatch source while the world runs (see `run`)."""
+        return MONOTONIC_BASE + self.kernel.now
 
     def wall_seconds(self) -> float:
         return EPOCH_MS / 1000 + self.kernel.now
@@ -423,15 +430,29 @@ class World:
             while t <= self.plan.end:
                 k.at(t, "world", lambda: sample(self))
                 t += every
-        saved = log.logger
+        saved = log.logger, cloudwatch.time, cloudwatch.random
         log.logger = log.Logger(stream=lambda: _Lines(self), clock=lambda: k.now)
+        # CloudWatchSource reads time.monotonic() and random.uniform() itself (its poll scheduling and
+        # backoff): while the world runs they are the virtual clock and the world's seeded generator.
+        cloudwatch.time = _VirtualTime(self.monotonic)  # type: ignore[assignment]
+        cloudwatch.random = random.Random(f"backoff:{self.plan.mode}:{self.plan.seed}")  # type: ignore[assignment]
         try:
             k.run(self.plan.end)
         finally:
-            log.logger = saved
+            log.logger, cloudwatch.time, cloudwatch.random = saved
 
     def shutdown(self) -> None:
         self.kernel.shutdown()
+
+
+class _VirtualTime:
+    """The `time` module as CloudWatchSource sees it in a simulation: monotonic() is virtual."""
+
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self.monotonic = monotonic
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
 class _Lines:

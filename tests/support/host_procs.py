@@ -1,7 +1,8 @@
 """Several C host processes running at once (Falco replicas), and steady audit traffic for them to read.
 
 Each host runs `plughost run --stamp`: every event line carries the wall-clock time it was processed and is
-flushed at once, so a test can watch the hosts while they run and kill one with SIGKILL."""
+flushed at once, so a test can watch the hosts while they run and kill one with SIGKILL, pause it with
+SIGSTOP, stop it cleanly with SIGTERM, or (open params given as a file) make it reload them with SIGHUP."""
 
 from __future__ import annotations
 
@@ -23,14 +24,18 @@ STREAM = "kube-apiserver-audit-00112233445566778899aabbccddeeff"
 
 
 class HostProc:
-    def __init__(self, host: Host, out: Path, config: str, params: str, requests: str, *extra: str) -> None:
+    def __init__(
+        self, host: Host, out: Path, config: str, params: str | Path, requests: str, *extra: str
+    ) -> None:
+        """`params`: the open params, or a file holding them (read again on `reload()`)."""
         self.out = out
+        opening = ("--open-file", str(params)) if isinstance(params, Path) else ("--open", params)
         env = {**os.environ, **{k: v for k, v in dummy_environ().items() if k.startswith("AWS_")}, **host.env}
         with open(out, "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
             self.proc = subprocess.Popen(
                 [
                     *(str(host.binary), str(host.library), "run", "--stamp"),
-                    *("--config", config, "--open", params, "--requests", requests, *extra),
+                    *("--config", config, *opening, "--requests", requests, *extra),
                 ],
                 stdout=stdout,
                 stderr=stderr,
@@ -63,6 +68,23 @@ class HostProc:
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+    def terminate(self) -> None:
+        """SIGTERM: Falco's clean shutdown (the host closes the instance and exits 0)."""
+        os.kill(self.proc.pid, signal.SIGTERM)
+
+    def pause(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def reload(self) -> None:
+        """SIGHUP: close and open again with the params file's current content."""
+        os.kill(self.proc.pid, signal.SIGHUP)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def wait(self, timeout: float) -> int:
         return self.proc.wait(timeout)

@@ -357,7 +357,7 @@ def _delivered_since(r: Replica, since: float) -> bool:
     return any(e["t"] >= since for e in r.proc.events())
 
 
-def run(sched: Schedule, host: Host, moto_url: str, tmp: Path, deliver_deadline_s: float = 60) -> Outcome:
+def run(sched: Schedule, host: Host, moto_url: str, tmp: Path, deliver_deadline_s: float = 40) -> Outcome:
     tmp.mkdir(parents=True, exist_ok=True)
     world = _World(sched, host, moto_url, tmp)
     try:

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from k8saudit_eks_py import log
+from k8saudit_eks_py.checkpoint_migrate import is_v1_delta, merge_v1_delta, migrate_v1
 from k8saudit_eks_py.errors import OpenError
 
 __all__ = ["MAX_STATE_BYTES", "CheckpointStore", "FileStore", "MemoryStore", "UnitState", "clear_memory"]
@@ -84,13 +86,20 @@ class FileStore:
         if raw:
             try:
                 doc = orjson.loads(raw)
-                if not isinstance(doc, dict) or doc.get("version") != VERSION:
-                    version = doc.get("version") if isinstance(doc, dict) else None
-                    raise ValueError(f"version {version!r}, expected {VERSION}")
-                units = doc["units"]
-                if not isinstance(units, dict):
-                    raise ValueError("'units' is not an object")
-                states.update(units)
+                version = doc.get("version") if isinstance(doc, dict) else None
+                if version == 1:  # an earlier release's file: read into today's states
+                    states.update(migrate_v1(doc))
+                    log.info(
+                        f"checkpoint_file {self.path} was written by an earlier release (version 1): "
+                        f"{len(states)} log groups migrated; it is rewritten in version {VERSION} at close"
+                    )
+                elif version != VERSION:
+                    raise ValueError(f"version {version!r}, expected {VERSION} (or 1, migrated)")
+                else:
+                    units = doc["units"]
+                    if not isinstance(units, dict):
+                        raise ValueError("'units' is not an object")
+                    states.update(units)
             except (ValueError, KeyError, TypeError) as exc:
                 raise OpenError(
                     f"checkpoint_file {self.path} is not a valid checkpoint ({exc}); move it away to start "
@@ -103,8 +112,12 @@ class FileStore:
                         record = orjson.loads(line)
                         if not isinstance(record, dict):
                             raise ValueError("not an object")
-                        states.update(record)
-                    except ValueError:
+                        for unit, value in record.items():
+                            if is_v1_delta(value):  # a batch journaled by an earlier release
+                                merge_v1_delta(states, unit, value)
+                            else:
+                                states[unit] = value
+                    except (ValueError, TypeError):
                         self.skipped_lines += 1  # a torn append: that save never returned
         except FileNotFoundError:
             pass

@@ -1,14 +1,21 @@
 """Which leases a replica should take or ask for next (pure: the Coordinator applies the answer).
 
-KCL rules: live replicas are the owners of unexpired leases plus the replica itself; with M units and N
-live replicas each should hold between floor(M/N) and ceil(M/N). A replica below ceil(M/N) takes free or
-expired leases first; with none left it asks for one lease at a time from the most loaded replica, when
-that one holds more than ceil(M/N), or at least two more than itself while it is below floor(M/N).
+KCL rules: live replicas are the replicas that announced themselves recently, the owners of unexpired
+leases and the replica itself; with M units and N live replicas each should hold between floor(M/N) and
+ceil(M/N). A replica below ceil(M/N) takes free or expired leases first; with none left it asks for one
+lease at a time from the most loaded replica, when that one holds more than ceil(M/N), or at least two more
+than itself while it is below floor(M/N).
+
+Replicas started together see the same free leases: each orders them by a hash of its own id, so that
+their takes mostly land on different units instead of all racing for the first one. A lease another live
+replica has already asked for is not asked for again.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from k8saudit_eks_py.coordination.lease import Lease
@@ -22,21 +29,32 @@ class Plan:
     steal: Lease | None = None  # held by an overloaded live replica: ask for a hand-over
 
 
-def plan(me: str, mine: int, live: list[Lease], takeable: list[Lease]) -> Plan:
+def _spread(me: str, unit: str) -> int:
+    return zlib.crc32(f"{me}\0{unit}".encode())
+
+
+def plan(me: str, mine: int, live: list[Lease], takeable: list[Lease], present: Collection[str] = ()) -> Plan:
     """`mine`: leases this replica holds; `live`: unexpired leases held by others; `takeable`: free or
-    expired leases (free ones first in the answer, so a clean hand-over is picked up before an expiry)."""
+    expired leases (free ones first in the answer, so a clean hand-over is picked up before an expiry);
+    `present`: other replicas known to be live (announced), whether or not they hold anything."""
     counts = Counter(lease.owner for lease in live if lease.owner != me)
-    replicas = len(counts) + 1
+    replicas = len(set(counts) | (set(present) - {me})) + 1
     units = mine + len(live) + len(takeable)
     low, high = units // replicas, -(-units // replicas)
     if mine < high and takeable:
-        ordered = sorted(takeable, key=lambda lease: (not lease.free, lease.unit))
+        ordered = sorted(takeable, key=lambda lease: (not lease.free, _spread(me, lease.unit)))
         return Plan(take=ordered[: high - mine])
     if mine >= high or not counts:
         return Plan()
-    owner, most = max(counts.items(), key=lambda item: (item[1], item[0]))
-    if most > high or (mine < low and most >= mine + 2):
-        candidates = sorted((lease for lease in live if lease.owner == owner), key=lambda lease: lease.unit)
+    asking = set(present) | set(counts)
+    for owner, most in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if not (most > high or (mine < low and most >= mine + 2)):
+            break
+        candidates = sorted(
+            (lease for lease in live if lease.owner == owner), key=lambda lease: _spread(me, lease.unit)
+        )
         asked = [lease for lease in candidates if lease.handoff_to == me]
-        return Plan(steal=(asked or candidates)[0])
+        open_ = [lease for lease in candidates if lease.handoff_to not in asking]
+        if asked or open_:
+            return Plan(steal=(asked or open_)[0])
     return Plan()

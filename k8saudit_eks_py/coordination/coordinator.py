@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from k8saudit_eks_py import log
-from k8saudit_eks_py.aws import describe, is_aws_error
+from k8saudit_eks_py.aws import classify, describe, is_aws_error
 from k8saudit_eks_py.checkpoint_store import UnitState
 from k8saudit_eks_py.coordination.balance import plan
 from k8saudit_eks_py.coordination.fenced_store import FencedStore
-from k8saudit_eks_py.coordination.lease import Lease
+from k8saudit_eks_py.coordination.lease import PRESENCE_PREFIX, Lease
 from k8saudit_eks_py.coordination.table import LeaseLost, LeaseTable
 from k8saudit_eks_py.metrics import (
     CALLS_DYNAMODB,
@@ -52,7 +52,7 @@ class Held:
     draining_since: float | None = None  # a hand-over was asked: deliver nothing more
     handoff_to: str = ""
     saved_since_drain: bool = False
-    checkpoint: UnitState | None = None  # the state found in the lease when taken
+    checkpoint: UnitState | None = None  # the state found in the lease when taken (else its origin)
 
 
 @dataclass(slots=True)
@@ -71,13 +71,21 @@ class Coordinator:
         units: Iterable[str] = (),
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        rng: random.Random | None = None,
+        origin: Callable[[str], UnitState] | None = None,
     ) -> None:
+        """`clock`, `sleep` and `rng` are the only sources of time and chance: a simulation passes virtual
+        ones and drives `step()` itself instead of `start()`. `origin(unit)` is the state a unit starts
+        from when it has never been read (now - shift): written into the lease by the first take."""
         self.table = table
         self.me = replica_id
         self.lease_duration = float(lease_duration)
         self.interval = self.lease_duration / 3  # renew and scan period
         self.margin = max(1.0, self.lease_duration / 5)  # stop delivering this long before expiry
         self.clock = clock
+        self.rng = rng or random.Random()
+        self.origin = origin
         self.changes: queue.Queue[Change] = queue.Queue()
         self.store = FencedStore(self)
         self.counters = {LEASE_TAKEOVERS: 0, LEASE_LOSSES: 0, CHECKPOINT_WRITES_REJECTED: 0}
@@ -90,7 +98,13 @@ class Coordinator:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._failures = 0
+        self._present: set[str] = set()  # other replicas whose presence item moved within a lease
+        self._announced = False
+        self._may_forget = True
         self._thread = threading.Thread(target=self._run, name=f"leases-{replica_id}", daemon=True)
+        # A retry's pause: ends early when the coordinator stops (the real thread), or advances a
+        # simulation's virtual clock.
+        self.sleep: Callable[[float], None] = sleep or self._pause
 
     # ---------------------------------------------------------------- what the source asks
 
@@ -148,6 +162,11 @@ class Coordinator:
                     self._held.pop(unit, None)
                 continue
             self._release(unit, reason="closing")
+        if self._announced and self.clock() < deadline:
+            try:
+                self.table.withdraw(self.me)
+            except Exception as exc:
+                self._transient("withdraw this replica", exc)
 
     # ---------------------------------------------------------------- used by FencedStore
 
@@ -171,21 +190,30 @@ class Coordinator:
 
     # ---------------------------------------------------------------- the thread
 
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             started = self.clock()
-            ok = self._step()
-            self._failures = 0 if ok else self._failures + 1
-            if ok:
-                delay = self.interval - (self.clock() - started)
-            else:  # retry soon, jittered, without waiting a whole period
-                delay = min(self.interval, random.uniform(0.1, 0.3) * 2 ** min(self._failures, 4))
+            delay = self.step() - (self.clock() - started)
             self._wake.wait(max(0.0, delay))
             self._wake.clear()
 
-    def _step(self) -> bool:
-        """One round: renew, finish hand-overs, read the table and balance. False when AWS failed."""
-        ok = self._renew_all()
+    def step(self) -> float:
+        """One round; the answer is how long after its start the next round should begin (a period, or
+        sooner, jittered, after a failure)."""
+        ok = self._round()
+        self._failures = 0 if ok else self._failures + 1
+        if ok:
+            return self.interval
+        return min(self.interval, self.rng.uniform(0.1, 0.3) * 2 ** min(self._failures, 4))
+
+    def _round(self) -> bool:
+        """One round: announce, renew, finish hand-overs, read the table and balance. False when AWS
+        failed."""
+        ok = self._announce()
+        ok = self._renew_all() and ok
         for unit in self.store.pending():
             with self.unit_lock(unit):
                 self.store.flush(unit)
@@ -197,6 +225,19 @@ class Coordinator:
             self._transient("read the lease table", exc)
             return False
         return self._balance(leases) and ok
+
+    def _announce(self) -> bool:
+        """Bump this replica's presence item. The first time, pause a moment before reading the table, so
+        that replicas started together count each other before any of them takes leases."""
+        try:
+            self.table.announce(self.me)
+        except Exception as exc:
+            self._transient("announce this replica", exc)
+            return False
+        if not self._announced:
+            self._announced = True
+            self.sleep(min(2.0, self.interval / 2))
+        return True
 
     def _transient(self, what: str, exc: BaseException) -> None:
         if not is_aws_error(exc):
@@ -256,7 +297,7 @@ class Coordinator:
                 if not is_aws_error(exc) or self._stop.is_set() or self.clock() + delay > deadline:
                     raise
                 self._transient(f"renew {unit}", exc)
-                self._stop.wait(random.uniform(delay / 2, delay))
+                self.sleep(self.rng.uniform(delay / 2, delay))
                 delay = min(delay * 2, 0.5)
 
     def _renew(self, unit: str, h: Held) -> Lease:
@@ -307,25 +348,52 @@ class Coordinator:
         return True
 
     def _observe(self, leases: list[Lease]) -> tuple[list[Lease], list[Lease], list[Lease]]:
-        """(mine in the table, live leases of others, free or expired leases) among the configured units."""
+        """(mine in the table, live leases of others, free or expired leases) among the configured units;
+        updates which other replicas are present."""
         now = self.clock()
         with self._lock:
             units = set(self._units)
             held = set(self._held)
         own, live, takeable = [], [], []
+        present: set[str] = set()
         for lease in leases:
-            if lease.unit not in units:
+            presence = lease.unit.startswith(PRESENCE_PREFIX)
+            if not presence and lease.unit not in units:
                 continue
             seen = self._seen.get(lease.unit)
             if seen is None or (seen.owner, seen.counter) != (lease.owner, lease.counter):
                 seen = self._seen[lease.unit] = _Seen(lease.owner, lease.counter, now)
-            if lease.unit in held:
+            quiet = now - seen.since
+            if presence:
+                if lease.owner == self.me:
+                    continue
+                if lease.owner and quiet < self.lease_duration:
+                    present.add(lease.owner)
+                elif quiet >= 5 * self.lease_duration and self._may_forget:
+                    self._forget_presence(lease)
+            elif lease.unit in held:
                 own.append(lease)
-            elif lease.free or now - seen.since >= self.lease_duration:
+            elif lease.free or quiet >= self.lease_duration:
                 takeable.append(lease)
             else:
                 live.append(lease)
+        self._present = present
         return own, live, takeable
+
+    def _forget_presence(self, lease: Lease) -> None:
+        """A replica gone for five lease periods: its presence item is deleted (pods come and go)."""
+        try:
+            self.table.forget(lease.unit, lease.counter)
+        except Exception as exc:
+            if classify(exc) == "denied":  # an IAM policy from before DeleteItem was asked for
+                self._may_forget = False
+                log.warning(
+                    f"replica {self.me}: dynamodb:DeleteItem is not allowed, so presence items of replicas "
+                    "that are gone stay in the lease table (harmless; add the action to clean them up)"
+                )
+            else:
+                self._transient(f"forget {lease.unit}", exc)
+        self._seen.pop(lease.unit, None)
 
     def _balance(self, leases: list[Lease]) -> bool:
         own, live, takeable = self._observe(leases)
@@ -341,7 +409,7 @@ class Coordinator:
             mine = len(self._held)
         if self._stop.is_set():
             return ok
-        decision = plan(self.me, mine, live, takeable)
+        decision = plan(self.me, mine, live, takeable, self._present)
         for lease in decision.take:
             ok = self._take(lease) and ok
         if decision.steal is not None and decision.steal.handoff_to != self.me:
@@ -358,7 +426,8 @@ class Coordinator:
     def _take(self, lease: Lease) -> bool:
         sent = self.clock()
         try:
-            taken = self.table.take(lease, self.me)
+            origin = self.origin(lease.unit) if self.origin is not None else None
+            taken = self.table.take(lease, self.me, origin)
         except LeaseLost:
             return True  # another replica was faster
         except Exception as exc:
@@ -383,8 +452,8 @@ class Coordinator:
 
     def _acquired(self, lease: Lease, sent: float, message: str, takeover: bool) -> None:
         with self._lock:
-            self._held[lease.unit] = Held(lease.counter, sent, checkpoint=lease.checkpoint)
+            self._held[lease.unit] = Held(lease.counter, sent, checkpoint=lease.start)
         if takeover:
             self.counters[LEASE_TAKEOVERS] += 1
         log.info(message)
-        self.changes.put(Change("acquired", lease.unit, lease.checkpoint))
+        self.changes.put(Change("acquired", lease.unit, lease.start))

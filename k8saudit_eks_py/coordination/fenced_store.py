@@ -9,8 +9,6 @@ thread retries it (and writes it before handing the lease over).
 from __future__ import annotations
 
 import contextlib
-import random
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -78,7 +76,7 @@ class FencedStore:
             self._pending.pop(unit, None)
             self._c.counters[CHECKPOINT_WRITES_REJECTED] += 1
             raise CheckpointRejected(unit, self._c.me)
-        deadline = time.monotonic() + budget_s
+        deadline = self._c.clock() + budget_s
         delay = 0.05
         looked = False
         while True:
@@ -101,9 +99,9 @@ class FencedStore:
                 if not is_aws_error(exc):
                     raise
                 # Throttling, 5xx, network: retried, never raised into Falco.
-                if time.monotonic() + delay > deadline:
+                if self._c.clock() + delay > deadline:
                     return  # stays pending
-                time.sleep(random.uniform(delay / 2, delay))
+                self._c.sleep(self._c.rng.uniform(delay / 2, delay))
                 delay = min(delay * 2, 1.0)
                 continue
             held.checkpoint = self._pending.pop(unit)

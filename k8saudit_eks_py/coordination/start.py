@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from k8saudit_eks_py.aws import make_client
+from k8saudit_eks_py.checkpoint_store import UnitState
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination.coordinator import Coordinator
 from k8saudit_eks_py.coordination.replica import default_replica_id
@@ -28,8 +29,14 @@ def dynamodb_client(cfg: PluginConfig, region: str) -> object:
     )
 
 
-def start_coordinator(cfg: PluginConfig, region: str, units: Iterable[str]) -> Coordinator:
-    """OpenError with the fix when the table is missing, has another key schema or is forbidden."""
+def start_coordinator(
+    cfg: PluginConfig,
+    region: str,
+    units: Iterable[str],
+    origin: Callable[[str], UnitState] | None = None,
+) -> Coordinator:
+    """OpenError with the fix when the table is missing, has another key schema or is forbidden.
+    `origin(unit)`: where a unit never read before starts (recorded in its lease by the first take)."""
     client = dynamodb_client(cfg, region)
     verify_table(client, cfg.coordination_table, region)
     coordinator = Coordinator(
@@ -37,6 +44,7 @@ def start_coordinator(cfg: PluginConfig, region: str, units: Iterable[str]) -> C
         cfg.replica_id or default_replica_id(),
         cfg.lease_duration,
         units,
+        origin=origin,
     )
     coordinator.start()
     return coordinator

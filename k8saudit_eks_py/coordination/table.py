@@ -18,10 +18,12 @@ from k8saudit_eks_py.coordination.lease import (
     COUNTER,
     HANDOFF_TO,
     KEY,
+    ORIGIN,
     OWNER,
     OWNER_SWITCHES,
     Lease,
     from_item,
+    presence_key,
 )
 
 __all__ = ["LeaseLost", "LeaseTable", "table_name"]
@@ -96,25 +98,28 @@ class LeaseTable:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
-    def take(self, lease: Lease, me: str) -> Lease:
-        """Own a free or expired lease as last seen (owner and counter unchanged since)."""
+    def take(self, lease: Lease, me: str, origin: UnitState | None = None) -> Lease:
+        """Own a free or expired lease as last seen (owner and counter unchanged since). `origin` is
+        recorded in the same write unless the unit already has one: the first take decides it."""
+        sets = "#o = :me, #c = #c + :one, #s = #s + :one"
+        names = {"#o": OWNER, "#c": COUNTER, "#s": OWNER_SWITCHES, "#h": HANDOFF_TO}
+        values = {
+            ":me": {"S": me},
+            ":old": {"S": lease.owner},
+            ":counter": {"N": str(lease.counter)},
+            ":one": {"N": "1"},
+        }
+        if origin is not None:
+            sets += ", #or = if_not_exists(#or, :origin)"
+            names["#or"] = ORIGIN
+            values[":origin"] = {"S": encode_state(lease.unit, origin).decode()}
         return from_item(
             self._update(
                 lease.unit,
-                UpdateExpression="SET #o = :me, #c = #c + :one, #s = #s + :one REMOVE #h",
+                UpdateExpression=f"SET {sets} REMOVE #h",
                 ConditionExpression="#o = :old AND #c = :counter",
-                ExpressionAttributeNames={
-                    "#o": OWNER,
-                    "#c": COUNTER,
-                    "#s": OWNER_SWITCHES,
-                    "#h": HANDOFF_TO,
-                },
-                ExpressionAttributeValues={
-                    ":me": {"S": me},
-                    ":old": {"S": lease.owner},
-                    ":counter": {"N": str(lease.counter)},
-                    ":one": {"N": "1"},
-                },
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         )
 
@@ -136,16 +141,20 @@ class LeaseTable:
 
     def request_handoff(self, lease: Lease, me: str) -> None:
         """Ask the live owner of `lease` to hand it over at its next renewal (the counter is left alone,
-        so the owner keeps its lease, and its right to deliver, until it hands over)."""
+        so the owner keeps its lease, and its right to deliver, until it hands over). Conditional on the
+        request seen, too: of two replicas asking for one lease at once, one wins and the other asks for
+        another, instead of the later silently replacing the earlier."""
         self._update(
             lease.unit,
             UpdateExpression="SET #h = :me",
-            ConditionExpression="#o = :old AND #c = :counter",
+            ConditionExpression="#o = :old AND #c = :counter AND "
+            + ("(attribute_not_exists(#h) OR #h = :seen)" if not lease.handoff_to else "#h = :seen"),
             ExpressionAttributeNames={"#o": OWNER, "#c": COUNTER, "#h": HANDOFF_TO},
             ExpressionAttributeValues={
                 ":me": {"S": me},
                 ":old": {"S": lease.owner},
                 ":counter": {"N": str(lease.counter)},
+                ":seen": {"S": lease.handoff_to},
             },
         )
 
@@ -185,6 +194,41 @@ class LeaseTable:
                 ":state": {"S": text},
             },
         )
+
+    def announce(self, me: str) -> None:
+        """Bump this replica's presence item (created on first use): others count it as live while its
+        counter moves, before they decide how many units each replica should hold."""
+        self.client.update_item(
+            TableName=self.name,
+            Key={KEY: {"S": presence_key(me)}},
+            UpdateExpression="SET #o = :me, #c = if_not_exists(#c, :zero) + :one",
+            ExpressionAttributeNames={"#o": OWNER, "#c": COUNTER},
+            ExpressionAttributeValues={":me": {"S": me}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+
+    def withdraw(self, me: str) -> None:
+        """Mark this replica's presence item as gone (a clean close: the others rebalance at once)."""
+        self.client.update_item(
+            TableName=self.name,
+            Key={KEY: {"S": presence_key(me)}},
+            UpdateExpression="SET #o = :gone, #c = if_not_exists(#c, :zero) + :one",
+            ExpressionAttributeNames={"#o": OWNER, "#c": COUNTER},
+            ExpressionAttributeValues={":gone": {"S": ""}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+
+    def forget(self, key: str, counter: int) -> None:
+        """Delete a presence item unless it moved since seen (a replica that left or died long ago)."""
+        try:
+            self.client.delete_item(
+                TableName=self.name,
+                Key={KEY: {"S": key}},
+                ConditionExpression="#c = :counter",
+                ExpressionAttributeNames={"#c": COUNTER},
+                ExpressionAttributeValues={":counter": {"N": str(counter)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
     def get(self, unit: str) -> Lease | None:
         answer = self.client.get_item(TableName=self.name, Key={KEY: {"S": unit}}, ConsistentRead=True)

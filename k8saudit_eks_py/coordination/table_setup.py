@@ -34,6 +34,7 @@ ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",  # presence items of replicas long gone (optional: without it they stay)
 )
 _PROBE_KEY = {KEY: {"S": "k8saudit-eks-py check probe (never created)"}}
 
@@ -151,6 +152,7 @@ def probe_actions(client: Any, table: str) -> dict[str, str | None]:
             ExpressionAttributeValues={":o": {"S": ""}},
             **{**never, "ExpressionAttributeNames": {"#k": KEY, "#o": "owner"}},
         ),
+        "dynamodb:DeleteItem": lambda: client.delete_item(TableName=name, Key=_PROBE_KEY, **never),
     }
     results: dict[str, str | None] = {}
     for action, call in calls.items():

@@ -129,7 +129,7 @@ def open_cloudwatch(
         if config.coordination_table:
             # The lease table replaces the store; units arrive as leases are acquired (next_batch).
             leased = {unit_key(config, region, g): LogGroup(c, g) for c, g in groups}
-            source.follow_leases(UnitLeases.start(config, region, leased))
+            source.follow_leases(UnitLeases.start(config, region, leased, source.origin_state))
         else:
             for cluster, log_group in groups:
                 key = unit_key(config, region, log_group)
@@ -303,17 +303,24 @@ class CloudWatchSource:
                     else:
                         self._stop.wait(self._backoff(attempt))
 
+    def origin_state(self, key: str) -> UnitState:
+        """Where a log group never read before starts: now - shift (called by the lease thread)."""
+        return GroupPositions.start_state(self._now_ms(), self.config.shift * 1000)
+
     def add_unit(self, key: str, cluster: str, log_group: str, state: UnitState | None) -> None:
-        """Start reading a log group from a saved state (None: from now − shift). OpenError when the state
-        is not a valid checkpoint of this source."""
+        """Start reading a log group from a saved state (None: from now − shift). A state this release
+        cannot read (written by another release, or damaged) must not stop Falco: one warning names what
+        is dropped, and the group is read from now − shift."""
         if state is not None:
             try:
                 GroupPositions.check_state(state)
             except (ValueError, KeyError, TypeError) as exc:
-                raise OpenError(
-                    f"the checkpoint of {log_group} ({key}) is not valid ({exc}); remove it (or move "
-                    "checkpoint_file away) to start from now - shift"
-                ) from None
+                log.warning(
+                    f"the checkpoint of {log_group} ({key}) cannot be read by this release ({exc}); "
+                    f"dropped it ({_summary(state)}); reading {log_group} from now - shift instead",
+                    key=f"bad-checkpoint:{key}",
+                )
+                state = None
         positions = GroupPositions(self._params, state, self._now_ms(), self.config.shift * 1000)
         unit = _Unit(key, cluster, log_group, group_request(log_group), positions, due=time.monotonic())
         with self._cond:
@@ -321,11 +328,12 @@ class CloudWatchSource:
                 raise ValueError(f"unit {key} is already being read")
             self._units[key] = unit
             self._cond.notify_all()
-        origin = (
-            f"checkpoint restored, {len(positions.streams)} streams"
-            if state
-            else f"no checkpoint, shift {self.config.shift}s"
-        )
+        if state is None:
+            origin = f"no checkpoint, shift {self.config.shift}s"
+        elif state.get("streams"):
+            origin = f"checkpoint restored, {len(positions.streams)} streams"
+        else:
+            origin = "no events delivered yet: from the origin recorded in its lease"
         _log(
             f"open: cluster {cluster}: reading {log_group} in {self.region}, streams "
             f"{self.config.log_stream_prefix or '(all)'}*, new streams from "
@@ -737,6 +745,11 @@ class CloudWatchSource:
                 self._client.close()
         if snapshot:
             _log(f"closed after {self._counters[metrics.EVENTS]} events")
+
+
+def _summary(state: UnitState) -> str:
+    text = repr(state)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _iso(ms: int) -> str:

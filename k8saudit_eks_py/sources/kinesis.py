@@ -290,7 +290,7 @@ class KinesisSource:
                 self._listed = {s.shard_id: s for s in shards}
                 reading = set(self._readers)
             self._leases.refresh_states(shards, self._saved, reading)
-            self._leases.offer(shards, self._saved)
+            self._leases.offer(shards, self._saved, self._start_ms)
             return
         for s in shards:
             if s.shard_id not in self._saved:

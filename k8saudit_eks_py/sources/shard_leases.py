@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from k8saudit_eks_py import aws, log
 from k8saudit_eks_py.checkpoint_store import UnitState
 from k8saudit_eks_py.coordination import Coordinator
-from k8saudit_eks_py.sources.shards import ShardInfo, eligible, is_finished, unit_key
+from k8saudit_eks_py.sources.shards import ShardInfo, eligible, is_finished, start_since, unit_key
 
 __all__ = ["ShardChange", "ShardLeases"]
 
@@ -32,6 +32,9 @@ class ShardLeases:
         self.coordinator = coordinator
         self.stream = stream
         self._shard_of: dict[str, str] = {}  # unit key → shard id
+        self._origins: dict[str, UnitState] = {}  # unit key → where it starts if never read
+        # Units are offered only after this is set, so the first take of every shard records its origin.
+        coordinator.origin = self.origin
 
     def key(self, shard_id: str) -> str:
         unit = unit_key(self.stream, shard_id)
@@ -61,9 +64,17 @@ class ShardLeases:
                 )
                 states.setdefault(s.shard_id, None)
 
-    def offer(self, shards: list[ShardInfo], states: dict[str, UnitState | None]) -> None:
-        """The eligible shards become the Coordinator's units (a finished one is given up)."""
-        self.coordinator.set_units(self.key(s.shard_id) for s in eligible(shards, states))
+    def offer(self, shards: list[ShardInfo], states: dict[str, UnitState | None], default_ms: int) -> None:
+        """The eligible shards become the Coordinator's units (a finished one is given up). Each one's
+        origin is where its lineage started (its parents' start, else `default_ms`: now - shift at open)."""
+        ready = eligible(shards, states)
+        for s in ready:
+            self._origins[self.key(s.shard_id)] = {"since": start_since(s, states, default_ms)}
+        self.coordinator.set_units(self.key(s.shard_id) for s in ready)
+
+    def origin(self, unit: str) -> UnitState:
+        """The state a shard never read before starts from (called by the lease thread at its take)."""
+        return dict(self._origins[unit])
 
     def changes(self) -> list[ShardChange]:
         out: list[ShardChange] = []

@@ -15,6 +15,10 @@ delivered.
 The checkpoint (`state()`) holds, per stream, the newest delivered timestamp and the eventIds delivered at
 exactly that millisecond, plus origin and front: a few hundred bytes per stream whatever the event rate.
 Streams idle for `retire_ms` leave it, and at most `max_streams` are kept.
+
+A state migrated from an earlier release's checkpoint (checkpoint_migrate.py) also carries `legacy_ids`:
+eventIds that release delivered after its horizon. They are skipped (and counted as delivered for their
+stream) when met; the state keeps them until the first poll has read every stream past the horizon.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from k8saudit_eks_py.checkpoint_migrate import LEGACY_IDS
 
 __all__ = ["MAX_NAMES", "GroupPositions", "Read", "ReadParams", "StreamPosition"]
 
@@ -94,6 +100,17 @@ class GroupPositions:
                     str(name), ts, ts, dict.fromkeys(done, ts), True, ts, done, 0, self.front
                 )
         self._last_idle_read = -(1 << 62)
+        legacy = state.get(LEGACY_IDS) if state is not None else None
+        # eventIds an earlier release delivered after its horizon (kept until the first complete poll)
+        self.legacy: dict[str, int] | None = (
+            {str(e): int(t) for e, t in legacy.items()} if isinstance(legacy, dict) else None
+        )
+
+    @staticmethod
+    def start_state(now_ms: int, shift_ms: int) -> dict[str, Any]:
+        """The state of a group never read before: its origin is now - shift, no stream known yet."""
+        origin = now_ms - shift_ms
+        return {"version": STATE_VERSION, "origin": origin, "front": origin, "streams": {}}
 
     @staticmethod
     def check_state(state: Mapping[str, Any]) -> None:
@@ -104,6 +121,8 @@ class GroupPositions:
         for ts, ids in dict(state["streams"]).values():
             int(ts)
             list(ids)
+        if LEGACY_IDS in state:
+            dict(state[LEGACY_IDS])
 
     # ------------------------------------------------------------------------------------ reading
 
@@ -179,8 +198,20 @@ class GroupPositions:
         if s is None or ts_ms < self.floor_of(s) or event_id in s.seen:
             return False
         s.seen[event_id] = ts_ms
+        if self.legacy is not None and self.legacy.pop(event_id, None) is not None:
+            # Delivered before the upgrade: not again. It counts as this stream's delivered position
+            # only when nothing read before it still waits for Falco (positions only move forward).
+            self._advance(s, ts_ms)
+            if s.queued == 0:
+                s.queued += 1
+                self.delivered(name, event_id, ts_ms)
+            return False
         s.moved = True
         s.dormant = False  # it came back: from now on a quiet stream like the others
+        self._advance(s, ts_ms)
+        return True
+
+    def _advance(self, s: StreamPosition, ts_ms: int) -> None:
         if s.pos is None or ts_ms > s.pos:
             if s.pos is None:
                 s.floor = self.new_floor()
@@ -191,7 +222,6 @@ class GroupPositions:
                 if len(s.seen) > s.prune_at:  # amortised: a dense backlog does not prune per event
                     s.seen = {e: t for e, t in s.seen.items() if t >= floor}
                     s.prune_at = max(4096, 2 * len(s.seen))
-        return True
 
     def finished(self, read: Read, found: Mapping[str, int]) -> None:
         """The read was paginated to its end; `found` counts the new events per stream."""
@@ -206,6 +236,7 @@ class GroupPositions:
     def followed(self, poll_ms: int) -> None:
         """Every read of the poll that started at `poll_ms` finished."""
         self.front = max(self.front, poll_ms)
+        self.legacy = None  # every stream was read past the old horizon: the ids were met
 
     # ------------------------------------------------------------------------------------ delivery
 
@@ -234,9 +265,12 @@ class GroupPositions:
             if s.done_ts >= now_ms - p.retire_ms or s.queued > 0:
                 kept.append(s)
         kept.sort(key=lambda s: s.done_ts or 0, reverse=True)
-        return {
+        state: dict[str, Any] = {
             "version": STATE_VERSION,
             "origin": self.origin,
             "front": front,
             "streams": {s.name: [s.done_ts, list(s.done_ids)] for s in kept[: p.max_streams]},
         }
+        if self.legacy is not None:
+            state[LEGACY_IDS] = dict(self.legacy)
+        return state

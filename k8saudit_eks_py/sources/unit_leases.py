@@ -8,16 +8,14 @@ units' events may be handed to Falco now (`deliverable`: False before another re
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from k8saudit_eks_py import log
 from k8saudit_eks_py.checkpoint_store import UnitState
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination import Coordinator
 from k8saudit_eks_py.coordination.start import start_coordinator
-from k8saudit_eks_py.errors import OpenError
 
 __all__ = ["LogGroup", "UnitLeases"]
 
@@ -44,9 +42,17 @@ class UnitLeases:
         self._groups = groups
 
     @classmethod
-    def start(cls, config: PluginConfig, region: str, groups: dict[str, LogGroup]) -> UnitLeases:
-        """OpenError with the fix when the table is missing, has another key schema or is forbidden."""
-        return cls(start_coordinator(config, region, groups), groups)
+    def start(
+        cls,
+        config: PluginConfig,
+        region: str,
+        groups: dict[str, LogGroup],
+        origin: Callable[[str], UnitState],
+    ) -> UnitLeases:
+        """OpenError with the fix when the table is missing, has another key schema or is forbidden.
+        `origin(unit)`: the state a log group never read before starts from (now - shift); the first
+        replica to take it records it in the lease, and every later holder without a checkpoint uses it."""
+        return cls(start_coordinator(config, region, groups, origin), groups)
 
     def apply_changes(self, source: _Units) -> None:
         """Start reading the log groups acquired since the last call, stop reading the ones lost."""
@@ -62,12 +68,7 @@ class UnitLeases:
                 source.remove_unit(change.unit)
                 continue
             source.remove_unit(change.unit)  # a unit lost and taken again restarts from its lease's state
-            try:
-                source.add_unit(change.unit, group.cluster, group.log_group, change.state)
-            except OpenError as exc:
-                # A checkpoint this source cannot read must not stop Falco: read from now - shift.
-                log.error(f"{exc}; reading {group.log_group} from now - shift instead")
-                source.add_unit(change.unit, group.cluster, group.log_group, None)
+            source.add_unit(change.unit, group.cluster, group.log_group, change.state)
 
     def deliverable(self, units: Iterable[str]) -> set[str]:
         return {unit for unit in units if self.coordinator.deliverable(unit)}

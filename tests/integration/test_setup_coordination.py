@@ -191,6 +191,7 @@ def test_open_names_the_iam_statement_when_access_is_denied(
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
     ]
     assert statement["Resource"] == f"arn:aws:dynamodb:{REGION}:*:table/{name}"
 
@@ -202,7 +203,7 @@ def test_check_verifies_the_coordination_table(server: MotoServer) -> None:
     assert rc == 0, out
     lines = out.splitlines()
     assert f"✓ coordination table {name}: exists, key schema ok" in lines
-    for action in ("DescribeTable", "Scan", "GetItem", "PutItem", "UpdateItem"):
+    for action in ("DescribeTable", "Scan", "GetItem", "PutItem", "UpdateItem", "DeleteItem"):
         assert f"✓ IAM dynamodb:{action}: allowed" in lines
     assert dynamodb(server.url).scan(TableName=name)["Items"] == []  # the probes wrote nothing
 

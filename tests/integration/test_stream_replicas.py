@@ -30,16 +30,7 @@ LEASE_S = 3
 
 
 def _replica(url: str, stream: str, table: str, name: str) -> KinesisSource:
-    values = {
-        "kinesis_endpoint_url": url,
-        "coordination_endpoint_url": url,
-        "coordination_table": table,
-        "lease_duration": LEASE_S,
-        "replica_id": name,
-        "region": "us-east-1",
-        "shift": 600,
-    }
-    return open_kinesis(stream, parse_config(orjson.dumps(values).decode()), tuning=FAST_STREAM)
+    return _replica_with(url, stream, table, name)
 
 
 class Driver:
@@ -291,3 +282,56 @@ def test_throttled_failing_and_lost_dynamodb_answers_never_stop_two_replicas(
     assert injected.get("dynamodb_lost_answer", 0) > 0 and len(injected) >= 3, injected
     assert set(drive.ids()) == {f"a-{i}" for i in range(total)}  # 0 lost
     assert all(v[metrics.CALLS_DYNAMODB] > 0 for v in m.values())
+
+
+def test_shards_handed_over_before_any_checkpoint_are_read_from_their_recorded_origin(
+    moto: MotoServer, opened: list[KinesisSource]
+) -> None:
+    """shift 0: the later replicas' own now - shift is after the records put while only the first one
+    held the shards; they start from the origin the first take recorded instead."""
+    create_stream(moto.url, "origins", 4)
+    table = new_table(moto.url)
+
+    def replica(name: str) -> KinesisSource:
+        source = _replica_with(moto.url, "origins", table, name, shift=0)
+        opened.append(source)
+        return source
+
+    first = replica("r0")
+    assert _wait(lambda: sorted(owners(moto.url, table).values()) == ["r0"] * 4, 20)
+    traffic = Traffic(moto.url, "origins")
+    assert _wait(lambda: traffic.sent >= 200, 20)  # r0's Falco asks for nothing: no checkpoint
+    later = {"r1": replica("r1"), "r2": replica("r2")}
+    drive = Driver(later)
+    assert drive.until(lambda: Counter(owners(moto.url, table).values())["r0"] <= 2, 30)
+    drive.replicas["r0"] = first
+    drive.spin(1.0)
+    total = traffic.stop()
+    assert drive.until(lambda: len(set(drive.ids())) >= total, 30), total - len(set(drive.ids()))
+    drive.spin(1.0)
+    seen = Counter(drive.ids())
+    assert set(seen) == {f"a-{i}" for i in range(total)}
+    assert [k for k, v in seen.items() if v > 1] == []
+
+
+def _replica_with(url: str, stream: str, table: str, name: str, **overrides: Any) -> KinesisSource:
+    values = {
+        "kinesis_endpoint_url": url,
+        "coordination_endpoint_url": url,
+        "coordination_table": table,
+        "lease_duration": LEASE_S,
+        "replica_id": name,
+        "region": "us-east-1",
+        "shift": 600,
+        **overrides,
+    }
+    return open_kinesis(stream, parse_config(orjson.dumps(values).decode()), tuning=FAST_STREAM)
+
+
+def _wait(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())

@@ -11,6 +11,7 @@ import boto3
 from botocore.config import Config
 
 from k8saudit_eks_py.coordination import Coordinator, LeaseTable
+from k8saudit_eks_py.coordination.lease import PRESENCE_PREFIX
 from k8saudit_eks_py.coordination.table_setup import create_table
 from tests.support.moto_server import REGION
 
@@ -55,4 +56,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) 
 
 def owners(url: str, table: str) -> dict[str, str]:
     items = dynamodb(url).scan(TableName=table, ConsistentRead=True)["Items"]
-    return {i["unit"]["S"]: i.get("owner", {}).get("S", "") for i in items}
+    return {
+        i["unit"]["S"]: i.get("owner", {}).get("S", "")
+        for i in items
+        if not i["unit"]["S"].startswith(PRESENCE_PREFIX)  # replicas announcing themselves, not units
+    }

@@ -56,7 +56,9 @@ def test_a_state_too_large_for_one_dynamodb_item_is_refused(tmp_path: Path) -> N
     assert FileStore(str(tmp_path / "cp")).load("a") is None
 
 
-@pytest.mark.parametrize("content", [b"not json", b'{"version": 1, "groups": {}}', b"[1]"])
+@pytest.mark.parametrize(
+    "content", [b"not json", b'{"version": 1, "groups": []}', b'{"version": 7, "units": {}}', b"[1]"]
+)
 def test_an_unreadable_snapshot_fails_open_with_the_fix(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "cp").write_bytes(content)
     with pytest.raises(OpenError, match="move it away"):

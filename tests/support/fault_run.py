@@ -331,7 +331,10 @@ class _World:
             if code != 0 or summary.get("rc") not in (-1, 0):
                 err = r.proc.stderr()[-600:]
                 self.problems.append(f"{r.name} exited {code}, summary rc {summary.get('rc')}: {err}")
-            elif summary.get("max_batch_ms", 0) > LEASE_S * 1000:
+                continue
+            # A call that spans a SIGSTOP lasts the pause too.
+            paused_ms = sum(1000 * (i.end - i.start) for i in r.incidents if i.kind == "pause")
+            if summary.get("max_batch_ms", 0) > LEASE_S * 1000 + paused_ms:
                 self.problems.append(f"{r.name}: a next_batch call took {summary['max_batch_ms']} ms (stuck)")
 
     def close(self) -> None:

@@ -45,7 +45,7 @@ TOOK = re.compile(r"replica (\S+) took (\S+) \(")
 
 @dataclass
 class Incident:
-    kind: str  # kill, pause, cut (the faults after which a repeat is allowed)
+    kind: str  # kill, pause, cut, throttle (of DynamoDB): the faults after which a repeat is allowed
     start: float
     end: float
 
@@ -192,8 +192,10 @@ class _World:
             _close(r, "cut", now)
         elif step.action == "ddb_throttle":
             r.proxy.faults.dynamodb_throttle = 0.5
+            r.incidents.append(Incident("throttle", now, math.inf))
         elif step.action == "ddb_unthrottle":
             r.proxy.faults.dynamodb_throttle = 0.0
+            _close(r, "throttle", now)
         else:
             raise AssertionError(f"unknown step {step}")
 
@@ -251,8 +253,8 @@ class _World:
             r.proxy.faults.dynamodb_throttle = 0.0
             if r.live:
                 r.proc.resume()
-            _close(r, "pause", now)
-            _close(r, "cut", now)
+            for kind in ("pause", "cut", "throttle"):
+                _close(r, kind, now)
 
     def owners(self) -> dict[str, str]:
         """unit → owner in the lease table, for the current units."""

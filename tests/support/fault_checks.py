@@ -1,4 +1,4 @@
-"""The delivery invariants of a fault schedule's run (tests.support.fault_run), from the hosts' outputs.
+"""The delivery invariants of a fault schedule's run (tests.support.fault_outcome), from the hosts' outputs.
 
 - Nothing lost: every event put at or after its unit's start is delivered by some replica. A unit starts at
   its first acquisition (the earliest `took` line of any replica: before it, the first holder reads from
@@ -24,7 +24,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 
-from tests.support.fault_run import Outcome, Replica
+from tests.support.fault_outcome import Outcome, Replica
 
 __all__ = ["BATCH", "check"]
 

@@ -18,16 +18,15 @@ import functools
 import itertools
 import math
 import random
-import re
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tests.support.fault_outcome import Incident, Outcome, Replica, end_incident
 from tests.support.fault_schedule import LEASE_S, Schedule, Step
 from tests.support.fault_traffic import Traffic
 from tests.support.faultproxy import FILTER, GET_RECORDS, FaultProxy, Faults
@@ -37,72 +36,10 @@ from tests.support.kinesis import client, create_stream
 from tests.support.leases import dynamodb, new_table, wait_for
 from tests.support.moto_server import create_group, logs_client
 
-__all__ = ["Incident", "Outcome", "Replica", "run"]
+__all__ = ["run"]
 
 QUIET_RATE = 20.0  # events/s while the run quiesces
 CONVERGE_S = 12 * LEASE_S  # after the last fault, the leases are balanced (and stay so) within this
-TOOK = re.compile(r"replica (\S+) took (\S+) \(")
-
-
-@dataclass
-class Incident:
-    kind: str  # kill, pause, cut, throttle (of DynamoDB): the faults after which a repeat is allowed
-    start: float
-    end: float
-
-
-@dataclass
-class Replica:
-    name: str
-    proc: HostProc
-    proxy: FaultProxy
-    incidents: list[Incident] = field(default_factory=list)
-    stopped: bool = False  # SIGTERM sent
-    killed: bool = False
-
-    @property
-    def live(self) -> bool:
-        return not self.stopped and not self.killed
-
-    def takes(self, mode: str) -> dict[str, list[float]]:
-        """unit → when this replica took it (its `took` log lines, as stamped when read)."""
-        takes: dict[str, list[float]] = {}
-        for t, line in self.proc.stamped_stderr():
-            m = TOOK.search(line)
-            if m and m.group(1) == self.name:
-                key = m.group(2)
-                unit = key.rsplit("|", 1)[-1] if mode == "stream" else key.rstrip("/").split("/")[-2]
-                takes.setdefault(unit, []).append(t)
-        return takes
-
-
-@dataclass
-class Outcome:
-    schedule: Schedule
-    replicas: list[Replica]
-    traffic: Traffic
-    units: list[str]  # the units at the end (clusters, or open shards)
-    problems: list[str]  # violations seen while running (balance, stuck, exit codes)
-    shard_parents: dict[str, list[str]]  # stream: shard → its parents (none for the stream's first shards)
-
-    def first_takes(self) -> dict[str, float]:
-        """unit → the first time any replica took it."""
-        first: dict[str, float] = {}
-        for r in self.replicas:
-            for unit, ts in r.takes(self.schedule.mode).items():
-                first[unit] = min(first.get(unit, math.inf), *ts)
-        return first
-
-    def start_of(self, unit: str, first_takes: dict[str, float]) -> float:
-        """From when every event put into `unit` must be delivered: its first acquisition (the first holder
-        reads from then - shift), or, for a shard born of a split or merge, its birth (it starts empty)."""
-        if self.shard_parents.get(unit):
-            return -math.inf
-        return first_takes.get(unit, -math.inf)
-
-    def required(self) -> set[str]:
-        first = self.first_takes()
-        return {e for e, s in self.traffic.sent.items() if s.put_at >= self.start_of(s.unit, first)}
 
 
 class _World:
@@ -184,19 +121,19 @@ class _World:
             r.incidents.append(Incident("pause", now, math.inf))
         elif step.action == "resume":
             r.proc.resume()
-            _close(r, "pause", now)
+            end_incident(r, "pause", now)
         elif step.action == "cut":
             r.proxy.faults.dynamodb_cut = True
             r.incidents.append(Incident("cut", now, math.inf))
         elif step.action == "uncut":
             r.proxy.faults.dynamodb_cut = False
-            _close(r, "cut", now)
+            end_incident(r, "cut", now)
         elif step.action == "ddb_throttle":
             r.proxy.faults.dynamodb_throttle = 0.5
             r.incidents.append(Incident("throttle", now, math.inf))
         elif step.action == "ddb_unthrottle":
             r.proxy.faults.dynamodb_throttle = 0.0
-            _close(r, "throttle", now)
+            end_incident(r, "throttle", now)
         else:
             raise AssertionError(f"unknown step {step}")
 
@@ -255,7 +192,7 @@ class _World:
             if r.live:
                 r.proc.resume()
             for kind in ("pause", "cut", "throttle"):
-                _close(r, kind, now)
+                end_incident(r, kind, now)
 
     def owners(self) -> dict[str, str]:
         """unit → owner in the lease table, for the current units."""
@@ -351,12 +288,6 @@ class _World:
             r.proc.stop()
             r.proxy.close()
         self.reads.close()
-
-
-def _close(r: Replica, kind: str, at: float) -> None:
-    for incident in r.incidents:
-        if incident.kind == kind and incident.end == math.inf:
-            incident.end = at
 
 
 def _range(shard: dict[str, Any]) -> tuple[int, int]:

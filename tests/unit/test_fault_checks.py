@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.support.fault_checks import BATCH, check
-from tests.support.fault_run import Incident, Outcome, Replica
+from tests.support.fault_outcome import Incident, Outcome, Replica
 from tests.support.fault_schedule import Schedule
 from tests.support.fault_traffic import Sent
 

@@ -67,12 +67,14 @@ int shim_interp_ensure(void); /* start CPython once per process; 0 on success */
 const char *shim_interp_error(void); /* why the start failed ("" otherwise) */
 PyObject *shim_interp_module(void); /* Borrowed reference: k8saudit_eks_py.plugin */
 
+/* pyerr.c (GIL held): Python exceptions as text */
+void shim_pycall_report(char *err, size_t errlen, const char *context);
+int shim_copy_utf8(PyObject *s, char *out, size_t outlen);
+
 /* pycall.c (GIL held) */
 PyObject *shim_pycall_method(shim_plugin *p, PyObject *obj, const char *name, const char *fmt, ...);
 PyObject *shim_pycall_module(char *err, size_t errlen, const char *func);
-void shim_pycall_report(char *err, size_t errlen, const char *context);
 void shim_set_error(shim_plugin *p, const char *fmt, ...);
-int shim_copy_utf8(PyObject *s, char *out, size_t outlen);
 
 /* buffers.c (GIL held) */
 ss_plugin_rc shim_buffers_fill_batch(shim_instance *inst, PyObject *events, uint32_t *nevts,

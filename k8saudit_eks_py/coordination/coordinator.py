@@ -22,7 +22,7 @@ from k8saudit_eks_py.aws import classify, describe, is_aws_error
 from k8saudit_eks_py.checkpoint_store import UnitState
 from k8saudit_eks_py.coordination.balance import plan
 from k8saudit_eks_py.coordination.fenced_store import FencedStore
-from k8saudit_eks_py.coordination.lease import PRESENCE_PREFIX, Lease
+from k8saudit_eks_py.coordination.lease import PRESENCE_PREFIX, Held, Lease
 from k8saudit_eks_py.coordination.table import LeaseLost, LeaseTable
 from k8saudit_eks_py.metrics import (
     CALLS_DYNAMODB,
@@ -33,7 +33,7 @@ from k8saudit_eks_py.metrics import (
     UNITS_HELD,
 )
 
-__all__ = ["Change", "Coordinator", "Held"]
+__all__ = ["Change", "Coordinator"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +43,6 @@ class Change:
     kind: Literal["acquired", "lost"]
     unit: str
     state: UnitState | None = None
-
-
-@dataclass(slots=True)
-class Held:
-    counter: int
-    renewed_at: float  # clock() when the last successful renewal (or take) was sent
-    draining_since: float | None = None  # a hand-over was asked: deliver nothing more
-    handoff_to: str = ""
-    saved_since_drain: bool = False
-    checkpoint: UnitState | None = None  # the state found in the lease when taken (else its origin)
 
 
 @dataclass(slots=True)
@@ -178,6 +168,15 @@ class Coordinator:
         with self._lock:
             return self._held.get(unit)
 
+    def committed(self, unsaved: list[str]) -> None:
+        """The source committed what Falco finished with (it does so before choosing the next batch's
+        events): a draining unit with nothing left unsaved can be handed over now, without waiting for
+        a period to pass."""
+        with self._lock:
+            for unit, h in self._held.items():
+                if h.draining_since is not None and unit not in unsaved:
+                    h.saved_since_drain = True
+
     def drop(self, unit: str, why: str) -> None:
         """Forget a unit whose lease moved (a rejected write or renewal)."""
         with self._lock:
@@ -210,14 +209,14 @@ class Coordinator:
         return min(self.interval, self.rng.uniform(0.1, 0.3) * 2 ** min(self._failures, 4))
 
     def _round(self) -> bool:
-        """One round: announce, renew, finish hand-overs, read the table and balance. False when AWS
+        """One round: renew, finish hand-overs, announce, read the table and balance. False when AWS
         failed."""
-        ok = self._announce()
-        ok = self._renew_all() and ok
+        ok = self._renew_all()  # first: renewals are what keeps the right to deliver
         for unit in self.store.pending():
             with self.unit_lock(unit):
                 self.store.flush(unit)
         ok = self._hand_over_drained() and ok
+        ok = self._announce() and ok
         try:
             self._ensure_units()
             leases = self.table.scan()
@@ -227,17 +226,18 @@ class Coordinator:
         return self._balance(leases) and ok
 
     def _announce(self) -> bool:
-        """Bump this replica's presence item. The first time, pause a moment before reading the table, so
-        that replicas started together count each other before any of them takes leases."""
+        """Bump this replica's presence item. In the first round, pause a moment before reading the table,
+        so that replicas started together count each other before any of them takes leases."""
         try:
             self.table.announce(self.me)
+            ok = True
         except Exception as exc:
             self._transient("announce this replica", exc)
-            return False
+            ok = False
         if not self._announced:
             self._announced = True
             self.sleep(min(2.0, self.interval / 2))
-        return True
+        return ok
 
     def _transient(self, what: str, exc: BaseException) -> None:
         if not is_aws_error(exc):

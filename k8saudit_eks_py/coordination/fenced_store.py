@@ -9,17 +9,16 @@ thread retries it (and writes it before handing the lease over).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from k8saudit_eks_py.aws import is_aws_error
 from k8saudit_eks_py.checkpoint_store import UnitState, encode_state
-from k8saudit_eks_py.coordination.lease import Lease
-from k8saudit_eks_py.coordination.table import LeaseLost
+from k8saudit_eks_py.coordination.lease import Held, Lease
+from k8saudit_eks_py.coordination.table import LeaseLost, LeaseTable
 from k8saudit_eks_py.metrics import CHECKPOINT_WRITES_REJECTED
-
-if TYPE_CHECKING:
-    from k8saudit_eks_py.coordination.coordinator import Coordinator
 
 __all__ = ["CheckpointRejected", "FencedStore"]
 
@@ -35,8 +34,30 @@ class CheckpointRejected(Exception):
         self.unit = unit
 
 
+class Holder(Protocol):
+    """What the store needs from the Coordinator that owns it (the leases this replica holds)."""
+
+    me: str
+    table: LeaseTable
+    interval: float
+    counters: dict[str, int]
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    rng: random.Random
+
+    def lease_of(self, unit: str) -> Held | None: ...
+
+    def unit_lock(self, unit: str) -> threading.Lock: ...
+
+    def drop(self, unit: str, why: str) -> None: ...
+
+    def committed(self, unsaved: list[str]) -> None: ...
+
+    def close(self, timeout: float = 10.0) -> None: ...
+
+
 class FencedStore:
-    def __init__(self, coordinator: Coordinator, save_budget_s: float | None = None) -> None:
+    def __init__(self, coordinator: Holder, save_budget_s: float | None = None) -> None:
         self._c = coordinator
         self.writes = 0
         # How long save() keeps retrying a failing DynamoDB before leaving the state pending.
@@ -61,6 +82,7 @@ class FencedStore:
                     self._write(unit, self.save_budget_s)
                 except CheckpointRejected:
                     rejected.append(unit)
+        self._c.committed(self.pending())
         if rejected:
             raise CheckpointRejected(", ".join(rejected), self._c.me)
 

@@ -1,4 +1,4 @@
-"""One lease item of the table, as read back from DynamoDB."""
+"""One lease item of the table, as read back from DynamoDB, and a lease as its holder keeps it."""
 
 from __future__ import annotations
 
@@ -66,3 +66,15 @@ def _json_state(item: dict[str, Any], name: str) -> UnitState | None:
 
 def presence_key(replica: str) -> str:
     return PRESENCE_PREFIX + replica
+
+
+@dataclass(slots=True)
+class Held:
+    """A lease as the replica holding it sees it (the Coordinator's and the fenced store's shared view)."""
+
+    counter: int
+    renewed_at: float  # clock() when the last successful renewal (or take) was sent
+    draining_since: float | None = None  # a hand-over was asked: deliver nothing more
+    handoff_to: str = ""
+    saved_since_drain: bool = False
+    checkpoint: UnitState | None = None  # the state found in the lease when taken (else its origin)

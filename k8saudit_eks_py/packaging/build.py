@@ -10,9 +10,9 @@ from importlib import metadata
 from pathlib import Path
 
 import k8saudit_eks_py
-from k8saudit_eks_py.packaging import elf
+from k8saudit_eks_py.packaging import cross, debian, distributions, elf, wheels
 from k8saudit_eks_py.packaging.naming import DIST_NAME, RUNTIME_DIR, SO_NAME, machine, tarball_name
-from k8saudit_eks_py.packaging.runtime import build_runtime, python_libdir
+from k8saudit_eks_py.packaging.runtime import Interpreter, build_runtime, host_interpreter
 from k8saudit_eks_py.packaging.tarball import TarballSize, check_tarball, write_tarball
 
 LIBRARY_RUNPATH = f"$ORIGIN/{RUNTIME_DIR}/lib"
@@ -56,12 +56,12 @@ def runtime_requirements() -> list[str]:
     return re.findall(r'^\s*"([^"]+)"', block.group(1), re.MULTILINE)
 
 
-def _stage_library(library: Path, staging: Path, libpython: str) -> None:
+def _stage_library(library: Path, staging: Path, python: Interpreter) -> None:
     target = staging / SO_NAME
     shutil.copyfile(library, target)
     target.chmod(0o755)
     elf.set_runpath(target, LIBRARY_RUNPATH)
-    needed = elf.needed_libraries(target, ignore={libpython})
+    needed = python.needed(target, {python.soname})
     outside = {name: path for name, path in needed.items() if not path.is_relative_to(staging.resolve())}
     if outside:
         raise PackageError(f"{SO_NAME} needs libraries the package does not bundle: {sorted(outside)}")
@@ -72,34 +72,117 @@ def build_package(
     *,
     library: Path | None = None,
     version: str | None = None,
+    platform_machine: str | None = None,
+    offline: bool = False,
     compile_bytecode: bool = True,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Path:
-    """Build k8saudit-eks-py-<version>-linux-<arch>.tar.gz in out_dir from this interpreter's environment.
+    """Build k8saudit-eks-py-<version>-linux-<machine>.tar.gz in out_dir.
 
-    `library` defaults to the libk8saudit-eks-py.so installed next to the package; the runtime is made of
-    the interpreter running this function (its libpython and stdlib) and the installed dependencies.
+    For this machine (the default), `library` defaults to the libk8saudit-eks-py.so installed next to the
+    package and the runtime is made of the interpreter running this function (its libpython and stdlib)
+    and the installed dependencies. For another `platform_machine` (`uname -m` spelling: aarch64) it is a
+    cross build: see _build_cross. `offline` forbids downloads (a cross build then uses its cache only).
     """
-    library = library if library is not None else k8saudit_eks_py.library_path()
+    target = platform_machine or machine()
     version = version or project_version()
     out_dir.mkdir(parents=True, exist_ok=True)
-    _, libpython = python_libdir()
     with tempfile.TemporaryDirectory(prefix="k8saudit-eks-py-package-") as tmp:
-        staging = Path(tmp)
-        progress(f"bundling the Python runtime ({libpython}, stdlib, dependencies)")
+        if target == machine():
+            library = library if library is not None else k8saudit_eks_py.library_path()
+            python = host_interpreter()
+        else:
+            library, python = _cross_inputs(Path(tmp), target, library, offline, progress)
+        if target in elf.KNOWN_MACHINES and elf.machine(library) != target:
+            raise PackageError(f"{library} is built for {elf.machine(library)}, not {target}")
+        staging = Path(tmp) / "staging"
+        progress(f"bundling the Python runtime ({python.soname}, stdlib, dependencies) for {target}")
         build_runtime(
             staging,
             plugin_package=Path(k8saudit_eks_py.__file__).resolve().parent,
             requirements=runtime_requirements(),
             version=version,
+            python=python,
+            wheels=_target_wheels(target, python, offline) if target != machine() else None,
             compile_bytecode=compile_bytecode,
         )
-        progress(f"adding {library}")
-        _stage_library(library, staging, libpython)
+        progress(f"adding {library.name}")
+        _stage_library(library, staging, python)
         progress("writing the tarball")
-        tarball = write_tarball(staging, out_dir / tarball_name(version, machine()))
+        tarball = write_tarball(staging, out_dir / tarball_name(version, target))
     check_package(tarball)
     return tarball
+
+
+def _compiled_distributions() -> list[tuple[str, str]]:
+    """(name, version) of the installed run-time dependencies that carry extension modules."""
+    return [
+        (str(d.metadata["Name"]), d.version)
+        for d in distributions.closure(runtime_requirements())
+        if wheels.is_compiled(d)
+    ]
+
+
+def _target_wheels(target: str, python: Interpreter, offline: bool) -> dict[str, Path]:
+    cache = debian.cache_dir(cross.debian_arch(target)) / "wheels"
+    return {
+        distributions.normalize(name): wheels.fetch(name, ver, target, cache, python.version, offline=offline)
+        for name, ver in _compiled_distributions()
+    }
+
+
+def download_cross_inputs(target: str, progress: Callable[[str], None] = lambda _: None) -> list[Path]:
+    """Fetch into the cache what a cross build for `target` downloads (Debian packages, wheels); build
+    nothing. Afterwards `build_package(..., platform_machine=target, offline=True)` needs no network."""
+    _check_cross_target(target)
+    arch = cross.debian_arch(target)
+    progress(f"fetching Debian's {arch} packages")
+    files = debian.fetch(arch)
+    progress(f"fetching the {target} wheels of {', '.join(n for n, _ in _compiled_distributions())}")
+    cache = debian.cache_dir(arch) / "wheels"
+    files += [wheels.fetch(n, v, target, cache, debian.PYTHON_VERSION) for n, v in _compiled_distributions()]
+    return files
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def _check_cross_target(target: str) -> None:
+    if target not in cross.TARGETS:
+        raise PackageError(f"cannot cross-build for {target} (only for {', '.join(cross.TARGETS)})")
+
+
+def _cross_inputs(
+    tmp: Path, target: str, library: Path | None, offline: bool, progress: Callable[[str], None]
+) -> tuple[Path, Interpreter]:
+    """A cross build: Debian's CPython for `target` (unpacked .debs) and the shim cross-compiled against
+    it, unless `library` is a shim already built for the target."""
+    _check_cross_target(target)
+    if library is None:
+        problem = cross.missing_tools(target)
+        if problem:
+            raise PackageError(problem)
+    arch = cross.debian_arch(target)
+    progress(f"Debian's {arch} CPython {'{}.{}'.format(*debian.PYTHON_VERSION)} and libraries")
+    sysroot = debian.unpack(debian.fetch(arch, offline=offline), tmp / "sysroot", cross.triplet(target))
+    libpython = sysroot.library_dirs[0] / "libpython{}.{}.so.1.0".format(*debian.PYTHON_VERSION)
+    libpython_package = "libpython{}.{}".format(*debian.PYTHON_VERSION)  # its copyright: CPython's licence
+    python = Interpreter(
+        machine=target,
+        version=debian.PYTHON_VERSION,
+        libpython=libpython,
+        soname=elf.soname(libpython),
+        stdlib=sysroot.stdlib,
+        license=_existing(sysroot.root / "usr" / "share" / "doc" / libpython_package / "copyright"),
+        needed=lambda path, ignore: elf.needed_in(path, sysroot.library_dirs, ignore),
+        copyright=sysroot.copyright,
+        strip_tool=f"{cross.triplet(target)}-strip",
+    )
+    if library is None:
+        progress(f"cross-compiling the shim for {target}")
+        library = cross.build_shim(tmp / "build", target, sysroot)
+    return library, python
 
 
 def check_package(tarball: Path) -> TarballSize:

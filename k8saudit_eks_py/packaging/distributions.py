@@ -60,7 +60,8 @@ def closure(requirements: Iterable[str]) -> list[metadata.Distribution]:
     return [found[k] for k in sorted(found)]
 
 
-def _keep(path: PurePosixPath) -> bool:
+def keep_file(path: PurePosixPath) -> bool:
+    """False for pip's bookkeeping, caches and files installed outside site-packages."""
     parts = path.parts
     if not parts or parts[0] == ".." or "__pycache__" in parts or path.suffix == ".pyc":
         return False
@@ -76,7 +77,7 @@ def copy_distribution(
     copied = 0
     for file in dist.files:
         relative = PurePosixPath(str(file))
-        if not _keep(relative) or not keep(relative):
+        if not keep_file(relative) or not keep(relative):
             continue
         source = Path(str(dist.locate_file(file)))
         if not source.is_file():

@@ -1,4 +1,8 @@
-"""ELF plumbing, auditwheel style: non-glibc libraries a module needs; strip; set RUNPATH."""
+"""ELF plumbing, auditwheel style: non-glibc libraries a module needs; strip; set RUNPATH; architecture.
+
+For this machine's ELF files ldd resolves the libraries; for another architecture's (cross builds) the
+DT_NEEDED entries are read with patchelf and looked up in the unpacked Debian packages.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,10 @@ SYSTEM_LIBRARIES = (
     "ld-linux-aarch64.so.1",
     "linux-vdso.so.1",
 )
+
+# e_machine values of the architectures we package, by `uname -m` name.
+_E_MACHINE = {62: "x86_64", 183: "aarch64"}
+KNOWN_MACHINES = frozenset(_E_MACHINE.values())
 
 _LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(0x[0-9a-f]+\)\s*$")
 _LDD_MISSING = re.compile(r"^\s*(\S+)\s+=>\s+not found\s*$")
@@ -57,11 +65,45 @@ def needed_libraries(elf: Path, ignore: set[str] | None = None) -> dict[str, Pat
     return found
 
 
-def strip(elf: Path) -> None:
-    """Drop debug info and local symbols; keep the dynamic symbol table (dlopen needs it)."""
-    if shutil.which("strip") is None:
+def needed_in(elf: Path, library_dirs: list[Path], ignore: set[str] | None = None) -> dict[str, Path]:
+    """needed_libraries for an ELF of another architecture: DT_NEEDED entries (transitively) resolved in
+    `library_dirs` (the lib folders of unpacked Debian packages), without running anything."""
+    ignore = ignore or set()
+    found: dict[str, Path] = {}
+    pending = [elf]
+    while pending:
+        current = pending.pop()
+        for soname in _print(current, "--print-needed").split():
+            if soname in SYSTEM_LIBRARIES or soname in ignore or soname in found:
+                continue
+            candidates = [d / soname for d in library_dirs if (d / soname).is_file()]
+            if not candidates:
+                raise ElfError(f"{current.name} needs {soname}, which no unpacked package provides")
+            found[soname] = candidates[0].resolve()
+            pending.append(found[soname])
+    return found
+
+
+def soname(elf: Path) -> str:
+    return _print(elf, "--print-soname")
+
+
+def machine(elf: Path) -> str | None:
+    """`uname -m` name of an ELF file's architecture (None: not ELF, or an architecture we do not know)."""
+    with elf.open("rb") as f:
+        header = f.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF" or header[5] != 1:  # little-endian only
+        return None
+    return _E_MACHINE.get(int.from_bytes(header[18:20], "little"))
+
+
+def strip(elf: Path, tool: str = "strip") -> None:
+    """Drop debug info and local symbols; keep the dynamic symbol table (dlopen needs it).
+
+    `tool` is the strip of the ELF's architecture (aarch64-linux-gnu-strip for a cross build)."""
+    if shutil.which(tool) is None:
         return
-    subprocess.run(["strip", "--strip-unneeded", str(elf)], check=True)
+    subprocess.run([tool, "--strip-unneeded", str(elf)], check=True)
 
 
 def set_runpath(elf: Path, runpath: str) -> None:
@@ -74,6 +116,10 @@ def set_runpath(elf: Path, runpath: str) -> None:
         subprocess.run([patchelf, "--remove-rpath", str(elf)], check=True)
 
 
-def runpath(elf: Path) -> str:
-    out = subprocess.run(["patchelf", "--print-rpath", str(elf)], capture_output=True, text=True, check=True)
+def _print(elf: Path, option: str) -> str:
+    out = subprocess.run(["patchelf", option, str(elf)], capture_output=True, text=True, check=True)
     return out.stdout.strip()
+
+
+def runpath(elf: Path) -> str:
+    return _print(elf, "--print-rpath")

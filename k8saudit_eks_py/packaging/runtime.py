@@ -13,18 +13,18 @@ Layout (the shim starts Python with home = <plugins dir>/k8saudit-eks-py-runtime
 
 from __future__ import annotations
 
-import compileall
 import os
-import py_compile
 import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from k8saudit_eks_py.packaging import distributions, elf, stdlib, trim
-from k8saudit_eks_py.packaging.naming import DIST_NAME, RUNTIME_DIR
+from k8saudit_eks_py.packaging import wheels as wheel_files
+from k8saudit_eks_py.packaging.naming import DIST_NAME, RUNTIME_DIR, machine
 
 PLUGIN_PACKAGE = "k8saudit_eks_py"
 # Parts of the plugin package that are build/dev tools, not run-time code.
@@ -43,6 +43,23 @@ class RuntimeInfo:
     bundled_libraries: tuple[str, ...]  # sonames copied into lib/
 
 
+@dataclass(frozen=True)
+class Interpreter:
+    """The CPython a runtime is made of: the one running the packager, or Debian's for another machine."""
+
+    machine: str  # `uname -m` of its ELF files
+    version: tuple[int, int]
+    libpython: Path  # the library file
+    soname: str
+    stdlib: Path  # lib/python3.X
+    license: Path | None
+    # Non-glibc libraries an ELF file loads (soname → file to copy), ignoring the given sonames.
+    needed: Callable[[Path, set[str]], dict[str, Path]]
+    # (name, copyright file) to put in licenses/ for a copied library, when known.
+    copyright: Callable[[Path], tuple[str, Path] | None]
+    strip_tool: str = "strip"
+
+
 def python_libdir() -> tuple[Path, str]:
     """(directory, soname) of the libpython of the interpreter running the packager."""
     if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
@@ -54,6 +71,23 @@ def python_libdir() -> tuple[Path, str]:
     if not (libdir / soname).is_file():
         raise RuntimeBuildError(f"{libdir / soname} not found")
     return libdir, soname
+
+
+def host_interpreter() -> Interpreter:
+    """The interpreter running this code, its libraries resolved by ldd, licences from dpkg when known."""
+    libdir, soname = python_libdir()
+    stdlib_dir = Path(sysconfig.get_paths()["stdlib"])
+    python_license = stdlib_dir / "LICENSE.txt"
+    return Interpreter(
+        machine=machine(),
+        version=(sys.version_info.major, sys.version_info.minor),
+        libpython=libdir / soname,
+        soname=soname,
+        stdlib=stdlib_dir,
+        license=python_license if python_license.is_file() else None,
+        needed=lambda path, ignore: elf.needed_libraries(path, ignore=ignore),
+        copyright=_dpkg_copyright,
+    )
 
 
 def _copy_plugin_package(source: Path, site: Path, version: str) -> None:
@@ -74,10 +108,10 @@ def _elf_files(root: Path) -> list[Path]:
     return found
 
 
-def _copy_license(lib_source: Path, licenses: Path) -> None:
-    """Copy the Debian copyright file of the package that owns `lib_source`, when dpkg knows it."""
+def _dpkg_copyright(lib_source: Path) -> tuple[str, Path] | None:
+    """The Debian package that owns `lib_source` and its copyright file, when dpkg knows it."""
     if shutil.which("dpkg-query") is None:
-        return
+        return None
     candidates = [str(lib_source)]
     if lib_source.parts[1:2] == ("usr",):  # merged /usr: dpkg may have recorded /lib/...
         candidates.append(str(Path("/", *lib_source.parts[2:])))
@@ -86,17 +120,16 @@ def _copy_license(lib_source: Path, licenses: Path) -> None:
         if out.returncode == 0:
             package = out.stdout.split(":", 1)[0].strip()
             copyright_file = Path("/usr/share/doc") / package / "copyright"
-            if copyright_file.is_file():
-                shutil.copy2(copyright_file, licenses / f"{package}.copyright")
-            return
+            return (package, copyright_file) if copyright_file.is_file() else None
+    return None
 
 
-def _bundle_libraries(runtime: Path, lib: Path, libpython: str, licenses: Path) -> list[str]:
+def _bundle_libraries(runtime: Path, lib: Path, python: Interpreter, licenses: Path) -> list[str]:
     """Copy every non-glibc library an ELF file of the runtime needs into lib/, then fix RUNPATHs."""
     bundled: dict[str, Path] = {}
     users: dict[Path, set[str]] = {}
     for module in _elf_files(runtime):
-        for soname, path in elf.needed_libraries(module, ignore={libpython}).items():
+        for soname, path in python.needed(module, {python.soname}).items():
             if path.is_relative_to(runtime.resolve()):
                 continue  # a wheel's own vendored library (cffi.libs/...), already reachable by its RPATH
             bundled.setdefault(soname, path)
@@ -105,9 +138,11 @@ def _bundle_libraries(runtime: Path, lib: Path, libpython: str, licenses: Path) 
         target = lib / soname
         shutil.copyfile(source, target)
         os.chmod(target, 0o755)
-        elf.strip(target)
+        elf.strip(target, python.strip_tool)
         elf.set_runpath(target, "$ORIGIN")
-        _copy_license(source, licenses)
+        known = python.copyright(source)
+        if known is not None:
+            shutil.copy2(known[1], licenses / f"{known[0]}.copyright")
     for module in _elf_files(runtime):
         if module.parent == lib:
             continue
@@ -123,55 +158,85 @@ def _bundle_libraries(runtime: Path, lib: Path, libpython: str, licenses: Path) 
     return sorted(bundled)
 
 
+def _compile_bytecode(pylib: Path, runtime: Path) -> None:
+    """Precompile with unchecked hashes: valid whatever the mtimes falcoctl leaves, never rewritten at run
+    time. In a fresh interpreter, one process, fixed hash seed: marshal writes frozenset constants in hash
+    order and back-references by reference count, so that is what makes the same inputs give the same
+    .pyc bytes. Files that do not compile are left as source, as pip does."""
+    command = [sys.executable, "-m", "compileall", "-q", "-q", "-j", "1", "-s", str(runtime)]
+    command += ["-p", f"/{RUNTIME_DIR}", "--invalidation-mode", "unchecked-hash", str(pylib)]
+    out = subprocess.run(command, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True)
+    if out.returncode not in (0, 1):  # 1: some file did not compile
+        raise RuntimeBuildError(f"compileall failed (exit {out.returncode}): {out.stderr.strip()[-300:]}")
+
+
+def _check_machine(runtime: Path, expected: str) -> None:
+    """Every ELF file of the runtime is built for the target: nothing of the build machine slipped in."""
+    if expected not in elf.KNOWN_MACHINES:
+        return  # a native build on a machine we do not publish for: nothing to compare with
+    for path in _elf_files(runtime):
+        found = elf.machine(path)
+        if found != expected:
+            raise RuntimeBuildError(f"{path.relative_to(runtime)} is built for {found}, not {expected}")
+
+
 def build_runtime(
     dest: Path,
     *,
     plugin_package: Path,
     requirements: list[str],
     version: str,
+    python: Interpreter | None = None,
+    wheels: dict[str, Path] | None = None,
     compile_bytecode: bool = True,
 ) -> RuntimeInfo:
-    """Create dest/k8saudit-eks-py-runtime for the interpreter running this code; return what went in."""
-    libdir, libpython = python_libdir()
+    """Create dest/k8saudit-eks-py-runtime from `python` (default: the interpreter running this code).
+
+    `wheels` maps a distribution name (normalized) to the wheel that replaces its installed files: the
+    target's build of a compiled dependency in a cross build.
+    """
+    python = python or host_interpreter()
+    wheels = wheels or {}
     runtime = dest / RUNTIME_DIR
     lib = runtime / "lib"
-    pylib = lib / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    pylib = lib / "python{}.{}".format(*python.version)
     licenses = runtime / "licenses"
     licenses.mkdir(parents=True)
     lib.mkdir()
-    shutil.copyfile(libdir / libpython, lib / libpython)
+    libpython = python.soname
+    shutil.copyfile(python.libpython, lib / libpython)
     os.chmod(lib / libpython, 0o755)
-    elf.strip(lib / libpython)
+    elf.strip(lib / libpython, python.strip_tool)
 
-    stdlib_dir = Path(sysconfig.get_paths()["stdlib"])
-    for module in stdlib.copy_stdlib(stdlib_dir, pylib):
-        elf.strip(module)
-    python_license = stdlib_dir / "LICENSE.txt"
-    if python_license.is_file():
-        shutil.copy2(python_license, licenses / "CPython-LICENSE.txt")
+    for module in stdlib.copy_stdlib(python.stdlib, pylib):
+        elf.strip(module, python.strip_tool)
+    if python.license is not None:
+        shutil.copy2(python.license, licenses / "CPython-LICENSE.txt")
 
     site = pylib / "site-packages"
     site.mkdir()
     dists = distributions.closure(requirements)
     for dist in dists:
-        distributions.copy_distribution(dist, site, trim.keep)
+        wheel = wheels.get(distributions.normalize(dist.metadata["Name"]))
+        if wheel is not None:
+            wheel_files.install(wheel, site, trim.keep)
+        else:
+            distributions.copy_distribution(dist, site, trim.keep)
     _copy_plugin_package(plugin_package, site, version)
 
-    bundled = _bundle_libraries(runtime, lib, libpython, licenses)
+    bundled = _bundle_libraries(runtime, lib, python, licenses)
     elf.set_runpath(lib / libpython, "$ORIGIN")
+    _check_machine(runtime, python.machine)
 
     if compile_bytecode:
-        # Unchecked hashes: valid whatever the mtimes falcoctl leaves, and never rewritten at run time.
-        compileall.compile_dir(
-            pylib,
-            quiet=2,
-            workers=0,
-            stripdir=str(runtime),
-            prependdir=f"/{RUNTIME_DIR}",
-            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-        )
+        if python.version != sys.version_info[:2]:
+            raise RuntimeBuildError(
+                "precompiling the runtime's bytecode needs the packager to run on Python {}.{}, "
+                "the runtime's version, not {}.{}".format(*python.version, *sys.version_info[:2])
+            )
+        _compile_bytecode(pylib, runtime)
     return RuntimeInfo(
-        python_version=".".join(map(str, sys.version_info[:3])),
+        python_version=".".join(map(str, python.version)),
         libpython=libpython,
         distributions=tuple(f"{d.metadata['Name']}=={d.version}" for d in dists),
         bundled_libraries=tuple(bundled),

@@ -616,6 +616,7 @@ class KinesisSource:
     def _commit_pending(self) -> None:
         states, self._pending = self._pending, {}
         if not states:
+            self._store.save({})  # under leases: tells a unit being handed over that all is committed
             return
         try:
             self._store.save(states)

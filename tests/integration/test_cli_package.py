@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TARBALL = "k8saudit-eks-py-0.12.100-linux-x86_64.tar.gz"
 
 
-def package(*args: str, path: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": str(ROOT), "HOME": str(cwd or ROOT), "PATH": path or "/usr/bin:/bin"}
+def package(
+    *args: str, path: str | None = None, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": str(ROOT), "HOME": str(cwd or ROOT), "PATH": path or "/usr/bin:/bin", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "k8saudit_eks_py", "package", *args],
         capture_output=True,
@@ -56,6 +58,14 @@ def fake_tarball(tmp_path: Path) -> Path:
             ["--push", "127.0.0.1:1/x/y", "--maintainer", "nobody"],
             '--maintainer must look like "Name <email>"',
         ),
+        (
+            ["--platform", "linux/s390x"],
+            "--platform 'linux/s390x' is not one of linux/amd64, linux/arm64, all",
+        ),
+        (["--platform", "all", "--library", "/etc/passwd"], "--library is one platform's .so"),
+        (["x.tar.gz", "--push", "127.0.0.1:1/x/y", "--platform", "all"], "--platform chooses what to build"),
+        (["--download-only"], "--download-only is for another platform's build: add --platform linux/arm64"),
+        (["--download-only", "--platform", "all", "--offline"], "--download-only only fills the cache"),
     ],
 )
 def test_usage_mistakes_fail_fast_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -73,6 +83,54 @@ def test_missing_patchelf_is_one_line_with_the_install_hint(tmp_path: Path) -> N
     proc = package("--out", str(tmp_path / "dist"), path=str(empty), cwd=tmp_path)
     assert proc.returncode == 2
     assert "apt-get install patchelf" in _one_error_line(proc)
+
+
+def _bin_with(tmp_path: Path, tools: dict[str, str]) -> str:
+    """A PATH of one folder holding only `tools` (name → link target, or a script when it starts with #!)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name, target in tools.items():
+        if target.startswith("#!"):
+            (folder / name).write_text(target)
+            (folder / name).chmod(0o755)
+        else:
+            (folder / name).symlink_to(target)
+    return str(folder)
+
+
+def test_missing_cross_compiler_is_one_line_saying_what_to_install(tmp_path: Path) -> None:
+    path = _bin_with(tmp_path, {"patchelf": "/usr/bin/patchelf", "cmake": "/usr/bin/cmake"})
+    proc = package("--platform", "linux/arm64", "--out", str(tmp_path / "dist"), path=path, cwd=tmp_path)
+    assert proc.returncode == 2
+    line = _one_error_line(proc)
+    assert "needs aarch64-linux-gnu-gcc: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross" in line
+    assert not (tmp_path / "dist").exists()
+
+
+def test_cross_compiler_without_its_c_library_is_one_line(tmp_path: Path) -> None:
+    # gcc prints the name back when it has no such start file: what it does without libc6-dev-arm64-cross.
+    fake_gcc = '#!/bin/sh\necho "${1#-print-file-name=}"\n'
+    tools = {"patchelf": "/usr/bin/patchelf", "cmake": "/usr/bin/cmake", "aarch64-linux-gnu-gcc": fake_gcc}
+    proc = package("--platform", "all", path=_bin_with(tmp_path, tools), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "has no aarch64 C library: apt-get install gcc-aarch64-linux-gnu" in _one_error_line(proc)
+
+
+def test_offline_cross_build_without_the_cache_says_how_to_fill_it(tmp_path: Path) -> None:
+    proc = package(
+        "--platform",
+        "linux/arm64",
+        "--offline",
+        "--out",
+        str(tmp_path / "dist"),
+        cwd=tmp_path,
+        env={"K8SAUDIT_EKS_PY_CACHE": str(tmp_path / "empty-cache")},
+    )
+    assert proc.returncode == 1
+    line = _one_error_line(proc)
+    assert f"Debian's arm64 packages are not cached in {tmp_path / 'empty-cache'}" in line
+    assert "--platform linux/arm64 --download-only" in line
+    assert not list((tmp_path / "dist").glob("*.tar.gz"))
 
 
 def test_local_tarball_is_checked_before_the_registry(tmp_path: Path) -> None:

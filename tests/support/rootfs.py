@@ -2,7 +2,12 @@
 
 Building needs root, debootstrap and a Debian mirror; it happens once, when the cache is missing:
     python tests/support/rootfs.py          # what .ci/run can call to pre-build it
+    python tests/support/rootfs.py arm64    # the arm64 root the emulated artifact test runs in
 The cache lives in $K8SAUDIT_EKS_PY_ROOTFS_CACHE, else ~/.cache/k8saudit-eks-py/rootfs.
+
+A root of another architecture is only unpacked (`debootstrap --foreign`): its second stage would run
+its own maintainer scripts, which needs binfmt_misc. Unpacked is enough for a program: libc, the loader
+and libgcc_s are in place; nothing of Python is.
 """
 
 from __future__ import annotations
@@ -32,9 +37,14 @@ def _arch() -> str:
     ).stdout.strip()
 
 
-def ensure_rootfs(suite: str = SUITE) -> Path:
-    """Path of the cached minbase root filesystem, built first if missing (an interrupted build is redone)."""
-    root = cache_dir() / f"{suite}-minbase-{_arch()}"
+def ensure_rootfs(suite: str = SUITE, arch: str | None = None) -> Path:
+    """Path of the cached minbase root filesystem, built first if missing (an interrupted build is redone).
+
+    `arch` is a Debian architecture (default: this machine's); a foreign one is unpacked, not configured.
+    """
+    native = _arch()
+    arch = arch or native
+    root = cache_dir() / f"{suite}-minbase-{arch}"
     if root.is_dir():
         return root
     if shutil.which("debootstrap") is None:
@@ -43,8 +53,21 @@ def ensure_rootfs(suite: str = SUITE) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
     mirror = os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)
-    subprocess.run(["debootstrap", "--variant=minbase", suite, str(partial), mirror], check=True)
+    foreign = ["--foreign", f"--arch={arch}"] if arch != native else []
+    subprocess.run(["debootstrap", "--variant=minbase", *foreign, suite, str(partial), mirror], check=True)
+    if foreign:
+        # The .debs kept for the second stage (which never runs here): ~100 MB of nothing.
+        for deb in (partial / "var" / "cache" / "apt" / "archives").glob("*.deb"):
+            deb.unlink()
     partial.rename(root)
+    return root
+
+
+def cached_rootfs(arch: str, suite: str = SUITE) -> Path:
+    """The cached root of `arch`, never built here: tests must not download (tests/setup-system builds it)."""
+    root = cache_dir() / f"{suite}-minbase-{arch}"
+    if not root.is_dir():
+        raise RuntimeError(f"the {arch} Debian test root {root} is missing: run tests/setup-system")
     return root
 
 
@@ -73,4 +96,6 @@ def staged(root: Path, source: Path) -> Iterator[tuple[Path, str]]:
 
 
 if __name__ == "__main__":
-    print(ensure_rootfs())
+    import sys
+
+    print(ensure_rootfs(arch=sys.argv[1] if len(sys.argv) > 1 else None))

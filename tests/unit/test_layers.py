@@ -44,3 +44,80 @@ def test_no_upward_imports() -> None:
                 if parts[0] == "k8saudit_eks_py" and len(parts) > 1 and parts[1] in forbidden:
                     problems.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert not problems, "\n".join(problems)
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of `graph` (a path that comes back to its start), or [] when there is none."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return []
+        for nxt in sorted(graph.get(node, ())):
+            found = visit(nxt, [*path, node])
+            if found:
+                return found
+        done.add(node)
+        return []
+
+    for start in sorted(graph):
+        found = visit(start, [])
+        if found:
+            return found
+    return []
+
+
+def test_shim_files_call_each_other_without_cycles() -> None:
+    """Which shim/*.c defines each shim_* function, and which files call it: the calls form no cycle."""
+    import re
+
+    shim = PACKAGE.parent / "shim"
+    sources = {p.name: p.read_text(encoding="utf-8") for p in sorted(shim.glob("*.c"))}
+    assert sources
+    defined = {
+        name: file
+        for file, text in sources.items()
+        for name in re.findall(r"^[A-Za-z_][\w \*]*?\b(shim_\w+)\(", text, flags=re.MULTILINE)
+    }
+    graph = {
+        file: {defined[n] for n in re.findall(r"\b(shim_\w+)\(", text) if defined.get(n, file) != file}
+        for file, text in sources.items()
+    }
+    assert not _cycle(graph), " -> ".join(_cycle(graph))
+
+
+def test_python_modules_import_each_other_without_cycles() -> None:
+    """Imports outside functions (TYPE_CHECKING ones included) form no cycle between the package's
+    modules; an import inside a function is a deliberate late choice and is not counted."""
+    modules = {
+        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in PACKAGE.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges: set[str] = set()
+        for node in _outside_functions(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
+                for alias in node.names:  # `from pkg import submodule` depends on the submodule only
+                    sub = f"{node.module}.{alias.name}"
+                    edges.add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name in modules)
+        graph[name] = edges - {name}
+    assert not _cycle(graph), " -> ".join(_cycle(graph))
+
+
+def _outside_functions(tree: ast.AST) -> list[ast.AST]:
+    found: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        stack.extend(
+            child
+            for child in ast.iter_child_nodes(node)
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        )
+    return found

@@ -47,44 +47,93 @@ def test_setup_script_is_executable_and_rejects_unknown_options() -> None:
     assert bad.returncode == 2 and "unknown option --bogus" in bad.stderr
 
 
-def _fake_system(tmp_path: Path, present: list[str]) -> tuple[dict[str, str], Path]:
-    """A PATH with only `present` tools (real ones), plus sudo and apt-get fakes that log their calls."""
+def _script(path: Path, body: str) -> None:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def _fake_system(
+    tmp_path: Path, present: list[str], foreign: str = "", cross: dict[str, str] | None = None
+) -> tuple[dict[str, str], Path]:
+    """A PATH with only `present` tools (real ones), plus fakes that log their calls to one file: sudo,
+    apt-get, an amd64 dpkg knowing the `foreign` architectures, the venv's python, and `cross` scripts
+    (name → body) standing for the cross compiler and the emulator."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(parents=True)
-    for tool in ["bash", "dirname", "id", "sed", "cut", "env", "dpkg", *present]:
+    for tool in ["bash", "dirname", "id", "sed", "cut", "env", "grep", *present]:
         real = shutil.which(tool)
         assert real, tool
         (bin_dir / tool).symlink_to(real)
     log = tmp_path / "apt.log"
-    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
-    (bin_dir / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
-    for fake in ("apt-get", "sudo"):
-        (bin_dir / fake).chmod(0o755)
-    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True)
+    _script(bin_dir / "apt-get", f'echo "$@" >> {log}')
+    _script(bin_dir / "sudo", 'exec "$@"')
+    _script(
+        bin_dir / "dpkg",
+        f'case "$1" in --print-architecture) echo amd64 ;;'
+        f' --print-foreign-architectures) printf "{foreign}" ;; *) echo "dpkg $@" >> {log} ;; esac',
+    )
+    for name, body in (cross or {}).items():
+        _script(bin_dir / name, body)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    _script(venv / "bin" / "python", f'echo "python $@" >> {log}')
     cache = tmp_path / "rootfs"
-    (cache / f"bookworm-minbase-{arch.stdout.strip()}").mkdir(parents=True)  # the test root is built
-    env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "PYTHON": sys.executable}
+    for arch in ("amd64", "arm64"):
+        (cache / f"bookworm-minbase-{arch}").mkdir(parents=True)  # the test roots are built
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "PYTHON": sys.executable, "VENV": str(venv)}
     env["K8SAUDIT_EKS_PY_ROOTFS_CACHE"] = str(cache)
     return env, log
+
+
+# A complete cross toolchain and emulator, as far as tests/setup-system looks.
+CROSS = {
+    "aarch64-linux-gnu-gcc": "echo /usr/aarch64-linux-gnu/lib/Scrt1.o",
+    "qemu-aarch64-static": "exit 0",
+}
+DOWNLOAD = "python -m k8saudit_eks_py package --platform linux/arm64 --download-only"
 
 
 def test_setup_installs_only_the_missing_packages(tmp_path: Path) -> None:
     env, log = _fake_system(tmp_path, present=["cc", "make", "patchelf"])
     subprocess.run([str(SETUP)], env=env, capture_output=True, text=True, check=True)
     calls = log.read_text().splitlines()
-    assert calls[0] == "update -qq"
-    assert calls[1].split()[-3:] == ["cmake", "debootstrap", "docker-registry"]
-    assert "patchelf" not in calls[1] and "build-essential" not in calls[1]
+    assert calls[0] == "dpkg --add-architecture arm64"
+    assert calls[1] == "update -qq"
+    assert calls[2].split()[-6:] == [
+        "cmake",
+        "debootstrap",
+        "docker-registry",
+        "gcc-aarch64-linux-gnu",
+        "libc6-dev-arm64-cross",
+        "qemu-user-static",
+    ]
+    assert "patchelf" not in calls[2] and "build-essential" not in calls[2]
+    assert calls[3:] == [DOWNLOAD]
 
     log.unlink()
     env, log = _fake_system(tmp_path / "build", present=["cc", "make"])
     subprocess.run([str(SETUP), "--build"], env=env, capture_output=True, text=True, check=True)
-    assert log.read_text().splitlines()[1].split()[-1] == "cmake"  # the suite's tools are not asked for
+    calls = log.read_text().splitlines()
+    assert calls[1].split()[-1] == "cmake" and len(calls) == 2  # neither the suite's tools nor arm64
+
+
+def test_setup_installs_the_cross_c_library_the_compiler_lacks(tmp_path: Path) -> None:
+    # gcc answers the bare name when it has no such start file: libc6-dev-arm64-cross is missing.
+    lacking = {**CROSS, "aarch64-linux-gnu-gcc": 'echo "${1#-print-file-name=}"'}
+    present = ["cc", "make", "cmake", "patchelf", "debootstrap"]
+    env, log = _fake_system(tmp_path, present=present, foreign="arm64\\n", cross=lacking)
+    _script(Path(env["PATH"]) / "docker-registry", "")
+    subprocess.run([str(SETUP)], env=env, capture_output=True, text=True, check=True)
+    calls = log.read_text().splitlines()
+    assert calls[0] == "update -qq"  # the architecture is known already: no dpkg --add-architecture
+    assert calls[1].split()[-2:] == ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"]
+    assert calls[2:] == [DOWNLOAD]
 
 
 def test_setup_does_nothing_when_everything_is_there(tmp_path: Path) -> None:
-    env, log = _fake_system(tmp_path, present=["cc", "make", "cmake", "patchelf", "debootstrap"])
-    (Path(env["PATH"]) / "docker-registry").write_text("#!/bin/sh\n")
-    (Path(env["PATH"]) / "docker-registry").chmod(0o755)
+    present = ["cc", "make", "cmake", "patchelf", "debootstrap"]
+    env, log = _fake_system(tmp_path, present=present, foreign="i386\\narm64\\n", cross=CROSS)
+    _script(Path(env["PATH"]) / "docker-registry", "")
     result = subprocess.run([str(SETUP)], env=env, capture_output=True, text=True, check=True)
-    assert not log.exists() and result.stderr == ""
+    # Only the cache check of the arm64 packages and wheels (a no-op when they are cached).
+    assert log.read_text().splitlines() == [DOWNLOAD] and result.stderr == ""

@@ -18,6 +18,11 @@
  *                                flushed at once (several hosts watched while they run);
  *                                --reopen-after S: close and open the instance again once after S
  *                                seconds (Falco's hot reload), printing {"reopened":rc}.
+ *                                --open-file FILE: the open params are FILE's content, read again
+ *                                on each SIGHUP, which closes and opens the instance with them
+ *                                (Falco reloading a rewritten config), printing {"reopened":rc,"t"}.
+ *                                SIGTERM / SIGINT: stop reading, print the summary, close, destroy
+ *                                and exit 0 (Falco's clean shutdown).
  *   extract  --events FILE --requests FILE [--falco-0.42]
  *                                wrap each line of FILE into a plugin event (no open) and extract
  *   init     [--config J]        print {"rc":..,"error":..} of init (and destroy)
@@ -91,6 +96,49 @@ static void die(const char *fmt, const char *what)
 }
 
 static int stamp_events; /* --stamp */
+static volatile sig_atomic_t g_stop, g_reload; /* SIGTERM/SIGINT, SIGHUP */
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		g_reload = 1;
+	else
+		g_stop = 1;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The whole of FILE without its trailing newlines (malloc'ed), for --open-file. */
+static char *read_params(const char *file)
+{
+	FILE *f = fopen(file, "rb");
+	if (!f)
+		die("cannot read %s", file);
+	size_t cap = 4096, len = 0;
+	char *text = malloc(cap);
+	size_t got;
+	while (text && (got = fread(text + len, 1, cap - len - 1, f)) > 0) {
+		len += got;
+		if (len + 1 == cap)
+			text = realloc(text, cap *= 2);
+	}
+	fclose(f);
+	if (!text)
+		die("%s", "out of memory");
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	text[len] = 0;
+	return text;
+}
 
 static double wall_s(void)
 {
@@ -365,7 +413,7 @@ static void print_metrics(FILE *out, const plugin_api *api, ss_plugin_t *s)
 }
 
 typedef struct {
-	const char *config, *open, *requests, *events;
+	const char *config, *open, *open_file, *requests, *events;
 	long max_events, rounds, kill_after, kill_idle_after;
 	double max_seconds, reopen_after;
 	int metrics_thread, progress, flush;
@@ -399,8 +447,11 @@ static int cmd_run(const plugin_api *api, const options *o)
 			api->destroy(s);
 		return 1;
 	}
-	ss_instance_t *h = api->open(s, o->open ? o->open : "", &rc);
+	char *params = o->open_file ? read_params(o->open_file) : NULL;
+	catch_signals();
+	ss_instance_t *h = api->open(s, params ? params : o->open ? o->open : "", &rc);
 	if (rc != SS_PLUGIN_SUCCESS || !h) {
+		free(params);
 		printf("{\"summary\":{\"stage\":\"open\",\"rc\":%d,\"error\":", rc);
 		put_json(stdout, api->get_last_error(s));
 		puts("}}");
@@ -417,12 +468,26 @@ static int cmd_run(const plugin_api *api, const options *o)
 	ss_plugin_rc last = SS_PLUGIN_SUCCESS;
 	int reopened = 0;
 	while (o->max_events < 0 || n < (uint64_t)o->max_events) {
-		if (o->max_seconds > 0 && now_s() - start > o->max_seconds)
+		if (g_stop || (o->max_seconds > 0 && now_s() - start > o->max_seconds))
 			break;
+		if (g_reload && o->open_file) {
+			g_reload = 0; /* a rewritten config: close, then open the file's params on the same state */
+			api->close(s, h);
+			free(params);
+			params = read_params(o->open_file);
+			h = api->open(s, params, &rc);
+			printf("{\"reopened\":%d,\"t\":%.6f}\n", rc, wall_s());
+			fflush(stdout);
+			if (rc != SS_PLUGIN_SUCCESS || !h) {
+				free(params);
+				api->destroy(s);
+				return 1;
+			}
+		}
 		if (o->reopen_after > 0 && !reopened && now_s() - start > o->reopen_after) {
 			reopened = 1; /* hot reload: close, then open the same params on the same state */
 			api->close(s, h);
-			h = api->open(s, o->open ? o->open : "", &rc);
+			h = api->open(s, params ? params : o->open ? o->open : "", &rc);
 			printf("{\"reopened\":%d}\n", rc);
 			fflush(stdout);
 			if (rc != SS_PLUGIN_SUCCESS || !h) {
@@ -493,8 +558,10 @@ static int cmd_run(const plugin_api *api, const options *o)
 	fputs(",\"metrics\":", stdout);
 	print_metrics(stdout, api, s);
 	puts("}}");
+	fflush(stdout);
 	api->close(s, h);
 	api->destroy(s);
+	free(params);
 	return last == SS_PLUGIN_FAILURE ? 1 : 0;
 }
 
@@ -719,6 +786,8 @@ int main(int argc, char **argv)
 			o.config = argv[++i];
 		else if (!strcmp(a, "--open"))
 			o.open = argv[++i];
+		else if (!strcmp(a, "--open-file"))
+			o.open_file = argv[++i];
 		else if (!strcmp(a, "--requests"))
 			o.requests = argv[++i];
 		else if (!strcmp(a, "--events"))

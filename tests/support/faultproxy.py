@@ -20,6 +20,7 @@ import random
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,6 +99,13 @@ def _by_name(request: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a replica killed mid-request) is no error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FaultProxy:
     def __init__(self, upstream: str, faults: Faults | None = None) -> None:
         host, port = upstream.removeprefix("http://").split(":")
@@ -121,7 +129,7 @@ class FaultProxy:
             def do_GET(self) -> None:
                 proxy._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True)

@@ -1,7 +1,8 @@
 """Several C host processes running at once (Falco replicas), and steady audit traffic for them to read.
 
 Each host runs `plughost run --stamp`: every event line carries the wall-clock time it was processed and is
-flushed at once, so a test can watch the hosts while they run and kill one with SIGKILL."""
+flushed at once, so a test can watch the hosts while they run and kill one with SIGKILL, pause it with
+SIGSTOP, stop it cleanly with SIGTERM, or (open params given as a file) make it reload them with SIGHUP."""
 
 from __future__ import annotations
 
@@ -23,19 +24,52 @@ STREAM = "kube-apiserver-audit-00112233445566778899aabbccddeeff"
 
 
 class HostProc:
-    def __init__(self, host: Host, out: Path, config: str, params: str, requests: str, *extra: str) -> None:
+    def __init__(
+        self,
+        host: Host,
+        out: Path,
+        config: str,
+        params: str | Path,
+        requests: str,
+        *extra: str,
+        stamp_stderr: bool = False,
+    ) -> None:
+        """`params`: the open params, or a file holding them (read again on `reload()`). `stamp_stderr`: each
+        stderr line is written to the .err file behind the wall-clock time it was read ("t<TAB>line")."""
         self.out = out
+        opening = ("--open-file", str(params)) if isinstance(params, Path) else ("--open", params)
         env = {**os.environ, **{k: v for k, v in dummy_environ().items() if k.startswith("AWS_")}, **host.env}
+        self._stamper: threading.Thread | None = None
         with open(out, "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
             self.proc = subprocess.Popen(
                 [
                     *(str(host.binary), str(host.library), "run", "--stamp"),
-                    *("--config", config, "--open", params, "--requests", requests, *extra),
+                    *("--config", config, *opening, "--requests", requests, *extra),
                 ],
                 stdout=stdout,
-                stderr=stderr,
+                stderr=subprocess.PIPE if stamp_stderr else stderr,
                 env=env,
             )
+        if stamp_stderr:
+            self._stamper = threading.Thread(target=self._stamp, name="stderr", daemon=True)
+            self._stamper.start()
+
+    def _stamp(self) -> None:
+        assert self.proc.stderr is not None
+        with open(self.out.with_suffix(".err"), "ab") as err:
+            for line in self.proc.stderr:
+                err.write(f"{time.time():.6f}\t".encode() + line)
+                err.flush()
+
+    def stamped_stderr(self) -> list[tuple[float, str]]:
+        """(when read, line) of each stderr line, with stamp_stderr (complete once the process ended)."""
+        if self._stamper is not None and self.proc.poll() is not None:
+            self._stamper.join(10)
+        rows = []
+        for line in self.stderr().splitlines():
+            t, _, text = line.partition("\t")
+            rows.append((float(t), text))
+        return rows
 
     def lines(self) -> list[dict[str, Any]]:
         rows = []
@@ -63,6 +97,23 @@ class HostProc:
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+    def terminate(self) -> None:
+        """SIGTERM: Falco's clean shutdown (the host closes the instance and exits 0)."""
+        os.kill(self.proc.pid, signal.SIGTERM)
+
+    def pause(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def reload(self) -> None:
+        """SIGHUP: close and open again with the params file's current content."""
+        os.kill(self.proc.pid, signal.SIGHUP)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def wait(self, timeout: float) -> int:
         return self.proc.wait(timeout)

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,6 +22,7 @@ from k8saudit_eks_py.config import PluginConfig, parse_config
 from k8saudit_eks_py.sources.cloudwatch import Tuning
 from k8saudit_eks_py.sources.streams import ReadParams
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -51,16 +53,24 @@ def dummy_environ(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class MotoServer:
-    """`python -m moto.server` as a subprocess (its own GIL, so it does not slow the code under test)."""
+    """The moto server as a subprocess (its own GIL, so it does not slow the code under test), with DynamoDB's
+    atomic conditional writes, and with `aws_resharding` Kinesis's resharding as AWS does it
+    (tests.support.moto_main)."""
 
-    def __init__(self) -> None:
+    def __init__(self, aws_resharding: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        env = dummy_environ()
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [
+                *(sys.executable, "-m", "tests.support.moto_main", "-H", "127.0.0.1", "-p", str(self.port)),
+                *(["--aws-resharding"] if aws_resharding else []),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env=dummy_environ(),
+            env=env,
+            cwd=ROOT,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -97,8 +107,8 @@ class MotoServer:
 
 
 @contextmanager
-def moto_server() -> Iterator[MotoServer]:
-    server = MotoServer()
+def moto_server(aws_resharding: bool = False) -> Iterator[MotoServer]:
+    server = MotoServer(aws_resharding)
     try:
         yield server
     finally:

@@ -4,7 +4,9 @@ moto's SplitShard moves the parent's records into the children and MergeShards c
 new records may still land in a closed shard, and a closed shard keeps handing out iterators forever. AWS
 keeps the records in the closed parent, starts the children empty, writes only to open shards, and answers
 the GetRecords that reaches the end of a closed shard without a NextShardIterator. Those differences are
-patched here, for the life of the context manager.
+patched here: for the life of the context manager (moto in this process), or with `install()` in the process
+that runs moto (tests.support.moto_main --aws-resharding). DynamoDB's writes are made atomic as well
+(tests.support.atomic_dynamodb).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 from moto.kinesis import models
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from tests.support import atomic_dynamodb
 from tests.support.moto_server import free_port
 
-__all__ = ["aws_resharding_moto"]
+__all__ = ["aws_resharding_moto", "install", "uninstall"]
 
 
 def _split(self: Any, shard_to_split: str, new_starting_hash_key: str) -> None:
@@ -62,9 +65,9 @@ def _shard_for_key(self: Any, partition_key: str, explicit_hash_key: str) -> Any
 _ORIGINAL: dict[str, Any] = {}
 
 
-@contextmanager
-def aws_resharding_moto() -> Iterator[str]:
-    """The URL of a moto server with AWS's resharding behaviour."""
+def install() -> None:
+    if _ORIGINAL:
+        return
     _ORIGINAL.update(
         split=models.Stream.split_shard,
         merge=models.Stream.merge_shards,
@@ -75,6 +78,23 @@ def aws_resharding_moto() -> Iterator[str]:
     models.Stream.split_shard = _split  # type: ignore[method-assign]
     models.Stream.merge_shards = _merge  # type: ignore[method-assign]
     models.KinesisBackend.get_records = _get_records  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    if not _ORIGINAL:
+        return
+    models.Stream.split_shard = _ORIGINAL["split"]  # type: ignore[method-assign]
+    models.Stream.merge_shards = _ORIGINAL["merge"]  # type: ignore[method-assign]
+    models.KinesisBackend.get_records = _ORIGINAL["get_records"]  # type: ignore[method-assign]
+    models.Stream.get_shard_for_key = _ORIGINAL["shard_for_key"]  # type: ignore[method-assign]
+    _ORIGINAL.clear()
+
+
+@contextmanager
+def aws_resharding_moto() -> Iterator[str]:
+    """The URL of a moto server (in this process) with AWS's resharding behaviour and atomic DynamoDB."""
+    install()
+    atomic_dynamodb.install()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -82,7 +102,5 @@ def aws_resharding_moto() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
-        models.Stream.split_shard = _ORIGINAL["split"]  # type: ignore[method-assign]
-        models.Stream.merge_shards = _ORIGINAL["merge"]  # type: ignore[method-assign]
-        models.KinesisBackend.get_records = _ORIGINAL["get_records"]  # type: ignore[method-assign]
-        models.Stream.get_shard_for_key = _ORIGINAL["shard_for_key"]  # type: ignore[method-assign]
+        uninstall()
+        atomic_dynamodb.uninstall()

@@ -1,0 +1,84 @@
+"""What a fault schedule's run leaves behind (tests.support.fault_run), for tests.support.fault_checks: each
+replica with its faults and its lease log, the events put, the units at the end."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from tests.support.fault_schedule import Schedule
+from tests.support.fault_traffic import Traffic
+from tests.support.faultproxy import FaultProxy
+from tests.support.host_procs import HostProc
+
+__all__ = ["Incident", "Outcome", "Replica", "end_incident"]
+
+TOOK = re.compile(r"replica (\S+) took (\S+) \(")
+
+
+@dataclass
+class Incident:
+    kind: str  # kill, pause, cut, throttle (of DynamoDB): the faults after which a repeat is allowed
+    start: float
+    end: float
+
+
+@dataclass
+class Replica:
+    name: str
+    proc: HostProc
+    proxy: FaultProxy
+    incidents: list[Incident] = field(default_factory=list)
+    stopped: bool = False  # SIGTERM sent
+    killed: bool = False
+
+    @property
+    def live(self) -> bool:
+        return not self.stopped and not self.killed
+
+    def takes(self, mode: str) -> dict[str, list[float]]:
+        """unit → when this replica took it (its `took` log lines, as stamped when read)."""
+        takes: dict[str, list[float]] = {}
+        for t, line in self.proc.stamped_stderr():
+            m = TOOK.search(line)
+            if m and m.group(1) == self.name:
+                key = m.group(2)
+                unit = key.rsplit("|", 1)[-1] if mode == "stream" else key.rstrip("/").split("/")[-2]
+                takes.setdefault(unit, []).append(t)
+        return takes
+
+
+@dataclass
+class Outcome:
+    schedule: Schedule
+    replicas: list[Replica]
+    traffic: Traffic
+    units: list[str]  # the units at the end (clusters, or open shards)
+    problems: list[str]  # violations seen while running (balance, stuck, exit codes)
+    shard_parents: dict[str, list[str]]  # stream: shard → its parents (none for the stream's first shards)
+
+    def first_takes(self) -> dict[str, float]:
+        """unit → the first time any replica took it."""
+        first: dict[str, float] = {}
+        for r in self.replicas:
+            for unit, ts in r.takes(self.schedule.mode).items():
+                first[unit] = min(first.get(unit, math.inf), *ts)
+        return first
+
+    def start_of(self, unit: str, first_takes: dict[str, float]) -> float:
+        """From when every event put into `unit` must be delivered: its first acquisition (the first holder
+        reads from then - shift), or, for a shard born of a split or merge, its birth (it starts empty)."""
+        if self.shard_parents.get(unit):
+            return -math.inf
+        return first_takes.get(unit, -math.inf)
+
+    def required(self) -> set[str]:
+        first = self.first_takes()
+        return {e for e, s in self.traffic.sent.items() if s.put_at >= self.start_of(s.unit, first)}
+
+
+def end_incident(r: Replica, kind: str, at: float) -> None:
+    for incident in r.incidents:
+        if incident.kind == kind and incident.end == math.inf:
+            incident.end = at

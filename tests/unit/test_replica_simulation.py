@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from k8saudit_eks_py.coordination.coordinator import Coordinator
+from k8saudit_eks_py.coordination.lease import Lease
 from tests.sim.converge import convergence
 from tests.sim.dynamodb import Table
 from tests.sim.expressions import DynamoError
@@ -81,6 +82,17 @@ def test_a_holder_delivering_past_its_lease_is_caught(
         if kinds == expected:
             return
     pytest.fail(f"40 schedules with a broken lease, and the checks found only {kinds or 'nothing'}")
+
+
+@pytest.mark.parametrize("mode", ["poll", "stream"])
+def test_a_holder_ignoring_the_checkpoint_is_caught(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new holder that started from the unit's origin instead of its last checkpoint would deliver
+    committed events again: the bound on repeats must say so."""
+    monkeypatch.setattr(Lease, "start", property(lambda lease: lease.origin or lease.checkpoint))
+    for seed in range(10):
+        if any("had committed its batch" in v for v in run_schedule(seed, mode).outcome.violations):
+            return
+    pytest.fail("10 schedules whose new holders ignore checkpoints, and no repeat was reported")
 
 
 def test_a_seed_replays_identically() -> None:

@@ -24,7 +24,7 @@ from tests.sim.expressions import DynamoError
 from tests.sim.run import run_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEDULES = {"poll": 300, "stream": 250}  # per mode: about 15 s each on two busy cores
+SCHEDULES = {"poll": 250, "stream": 200}  # per mode: about 12 s of CPU each
 
 
 def _failures(mode: str, seeds: range) -> list[str]:

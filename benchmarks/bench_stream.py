@@ -28,7 +28,7 @@ from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.kinesis import open_kinesis
 from tests.support.host import Host, build_host
-from tests.support.host_process import HostProcess
+from tests.support.host_procs import HostProc
 from tests.support.kinesis import client, create_stream, event_id, record_data, subscribe
 from tests.support.leases import new_table, owners, wait_for
 from tests.support.moto_server import (
@@ -182,8 +182,9 @@ def failover(url: str, lease_s: int) -> tuple[float, float] | None:
                     "region": "us-east-1",
                     "shift": 600,
                 }
-                procs[name] = HostProcess(
-                    host, Path(tmp) / f"{name}.jsonl", config, f"kinesis://{stream}", Path(requests)
+                procs[name] = HostProc(
+                    *(host, Path(tmp) / f"{name}.jsonl", config, f"kinesis://{stream}", requests),
+                    *("--flush", "--max-seconds", "120"),
                 )
             if not wait_for(lambda: sorted(owners(url, table).values()) == ["r0", "r1"], 6 * lease_s, 0.2):
                 return None

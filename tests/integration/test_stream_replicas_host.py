@@ -12,24 +12,25 @@ from pathlib import Path
 import pytest
 
 from tests.support.host import Host
-from tests.support.host_process import HostProcess
+from tests.support.host_procs import HostProc
 from tests.support.kinesis import Traffic, create_stream
 from tests.support.leases import new_table, owners, wait_for
 from tests.support.moto_server import MotoServer
 
 LEASE_S = 3
+FLUSHED = ("--flush", "--max-seconds", "120")  # batch lines: what the victim had in flight
 
 
 @pytest.fixture
-def processes() -> Iterator[list[HostProcess]]:
-    started: list[HostProcess] = []
+def processes() -> Iterator[list[HostProc]]:
+    started: list[HostProc] = []
     yield started
     for p in started:
         p.stop()
 
 
 def test_two_host_replicas_deliver_once_and_survive_a_kill_9(
-    host: Host, moto: MotoServer, tmp_path: Path, processes: list[HostProcess]
+    host: Host, moto: MotoServer, tmp_path: Path, processes: list[HostProc]
 ) -> None:
     create_stream(moto.url, "ha", 4)
     table = new_table(moto.url)
@@ -47,7 +48,8 @@ def test_two_host_replicas_deliver_once_and_survive_a_kill_9(
                 "region": "us-east-1",
                 "shift": 600,
             }
-            processes.append(HostProcess(host, tmp_path / f"{name}.jsonl", config, "kinesis://ha", requests))
+            out = tmp_path / f"{name}.jsonl"
+            processes.append(HostProc(host, out, config, "kinesis://ha", requests, *FLUSHED))
         survivor, victim = processes
 
         def per_owner() -> Counter[str]:

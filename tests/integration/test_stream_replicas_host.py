@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.support.host import Host
 from tests.support.host_procs import HostProc
@@ -21,16 +18,8 @@ LEASE_S = 3
 FLUSHED = ("--flush", "--max-seconds", "120")  # batch lines: what the victim had in flight
 
 
-@pytest.fixture
-def processes() -> Iterator[list[HostProc]]:
-    started: list[HostProc] = []
-    yield started
-    for p in started:
-        p.stop()
-
-
 def test_two_host_replicas_deliver_once_and_survive_a_kill_9(
-    host: Host, moto: MotoServer, tmp_path: Path, processes: list[HostProc]
+    host: Host, moto: MotoServer, tmp_path: Path, started: list[HostProc]
 ) -> None:
     create_stream(moto.url, "ha", 4)
     table = new_table(moto.url)
@@ -49,8 +38,8 @@ def test_two_host_replicas_deliver_once_and_survive_a_kill_9(
                 "shift": 600,
             }
             out = tmp_path / f"{name}.jsonl"
-            processes.append(HostProc(host, out, config, "kinesis://ha", requests, *FLUSHED))
-        survivor, victim = processes
+            started.append(HostProc(host, out, config, "kinesis://ha", requests, *FLUSHED))
+        survivor, victim = started
 
         def per_owner() -> Counter[str]:
             return Counter(owners(moto.url, table).values())

@@ -1,9 +1,9 @@
 """How fast replicas started together balance their units: the real Coordinators on the simulated table.
 
 N replicas start within 0.3 s of each other on M free units (no faults, DynamoDB latency as in the other
-schedules), each with a Falco that asks for batches and has nothing to deliver. The answer is the time, in lease periods after the last start, from which every unit is held
-by exactly one replica and each replica holds floor(M/N)..ceil(M/N), and stays so until the end (None:
-never, or it did not stay).
+schedules), each with a Falco that asks for batches and has nothing to deliver. The answer is the time,
+in lease periods after the last start, from which every unit is held by exactly one replica and each
+replica holds floor(M/N)..ceil(M/N), and stays so until the end (None: never, or it did not stay).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 
 from k8saudit_eks_py import library_path
 from tests.support.host import Host, build_host, build_sanitized
-from tests.support.moto_server import moto, moto_process  # noqa: F401 - a local AWS, empty for each module
+from tests.support.moto_server import moto  # noqa: F401 - a local CloudWatch Logs, one per module
 from tests.support.reference import unpack
 
 

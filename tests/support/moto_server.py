@@ -252,18 +252,12 @@ def make_config(endpoint: str, **overrides: Any) -> PluginConfig:
     return parse_config(orjson.dumps(values).decode())
 
 
-@pytest.fixture(scope="session")
-def moto_process() -> Iterator[MotoServer]:
-    """One moto server for the session: starting one costs seconds, resetting it milliseconds."""
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    """A fresh server per module, not one reset between modules: moto keeps some state through a reset (the
+    numbering of CloudWatch eventIds, which tests/integration/test_cloudwatch_upgrade.py relies on)."""
     with moto_server() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def moto(moto_process: MotoServer) -> MotoServer:
-    """A local AWS that is empty when each test module starts (every backend reset)."""
-    moto_process.reset()
-    return moto_process
 
 
 @pytest.fixture(autouse=True)

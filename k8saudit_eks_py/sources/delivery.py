@@ -21,13 +21,27 @@ from abc import ABC, abstractmethod
 from collections import Counter, deque
 from typing import Any, Generic, Protocol, TypeVar
 
-from k8saudit_eks_py import log, metrics
+from k8saudit_eks_py import aws, log, metrics
 from k8saudit_eks_py.checkpoint_store import CheckpointStore, UnitState
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination import CheckpointRejected, Coordinator
 from k8saudit_eks_py.sources.types import Event
 
-__all__ = ["Delivery", "Queued"]
+__all__ = ["COUNTERS", "Delivery", "Queued"]
+
+# The counters every source keeps (a source adds its own: polls, reshards, calls per operation).
+COUNTERS = (
+    metrics.EVENTS,
+    metrics.BYTES,
+    metrics.EVENTS_READ,
+    metrics.THROTTLES,
+    metrics.ERRORS,
+    metrics.RETRIES,
+    metrics.DUPLICATES_SUPPRESSED,
+    metrics.TRUNCATED_RECOVERED,
+    metrics.OVERSIZE,
+    metrics.MALFORMED,
+)
 
 _CLUSTER_MAP_MIN = 8192
 _LEASE_WAIT_S = 0.05  # queued events of a lease being renewed become deliverable without a notify
@@ -60,13 +74,13 @@ class Delivery(ABC, Generic[ItemT, OwnerT]):
         config: PluginConfig,
         store: CheckpointStore,
         default_cluster: str | None,
-        counters: dict[str, int],
+        own_counters: tuple[str, ...],
         close_timeout_s: float,
     ) -> None:
         self.config = config
         self.default_cluster = default_cluster
         self._store = store
-        self._counters = counters
+        self._counters: dict[str, int] = dict.fromkeys(COUNTERS + own_counters, 0)
         self._close_timeout_s = close_timeout_s
         self._stop = threading.Event()
         self._cond = threading.Condition()  # guards the queue and what the sources keep of their units
@@ -122,6 +136,15 @@ class Delivery(ABC, Generic[ItemT, OwnerT]):
             self._queue = kept
         self._cond.notify_all()
         return dropped
+
+    def _renew_client(self) -> str:
+        """A new AWS client in place of the one whose credentials failed; the hint for the log line."""
+        try:
+            old, self._client = self._client, self._new_client()
+            old.close()
+        except Exception as rebuild:
+            return f"; credentials not refreshed yet ({aws.describe(rebuild)})"
+        return "; refreshing credentials"
 
     # -------------------------------------------------------------------------------- Falco's thread
 
@@ -248,6 +271,10 @@ class Delivery(ABC, Generic[ItemT, OwnerT]):
             log.info(f"closed after {self._counters[metrics.EVENTS]} events")
 
     # -------------------------------------------------------------------------------- the source's part
+
+    @abstractmethod
+    def _new_client(self) -> Any:
+        """The AWS client the reader thread calls."""
 
     @abstractmethod
     def _owns(self, owner: OwnerT) -> bool:

@@ -9,12 +9,20 @@ import k8saudit_eks_py
 
 PACKAGE = Path(k8saudit_eks_py.__file__).parent
 
-# module or package (relative to k8saudit_eks_py) -> packages it must never import
+# module or package (relative to k8saudit_eks_py) -> modules or packages it must never import (dotted,
+# relative to k8saudit_eks_py: "sources.kinesis" is that package and everything in it)
+_SOURCE_KINDS = ("sources.cloudwatch", "sources.kinesis", "sources.replay")
 FORBIDDEN = {
     "audit.py": ("fields", "sources", "cli", "demo", "plugin"),
     "rawjson.py": ("fields", "audit", "cli", "demo"),
     "fields": ("sources", "cli", "demo", "plugin"),
-    "sources": ("cli", "demo"),
+    "sources": ("cli", "demo", "plugin"),
+    # each source reads its own way; what they share sits beside them and knows none of them
+    "sources/cloudwatch": ("sources.kinesis", "sources.replay"),
+    "sources/kinesis": ("sources.cloudwatch", "sources.replay"),
+    "sources/delivery.py": _SOURCE_KINDS,
+    "sources/truncation.py": (*_SOURCE_KINDS, "sources.delivery"),
+    "sources/types.py": (*_SOURCE_KINDS, "sources.delivery", "sources.truncation"),
     "demo": ("cli",),
     "output_format.py": ("cli", "demo"),
     "event_loop.py": ("cli", "demo"),
@@ -40,9 +48,27 @@ def test_no_upward_imports() -> None:
         assert files, where
         for path in files:
             for name in _imported(path):
-                parts = name.split(".")
-                if parts[0] == "k8saudit_eks_py" and len(parts) > 1 and parts[1] in forbidden:
+                inside = name.removeprefix("k8saudit_eks_py.")
+                if name != inside and any(inside == f or inside.startswith(f"{f}.") for f in forbidden):
                     problems.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_source_module_imports_its_own_package_face() -> None:
+    """Inside sources/, a module imports its siblings, never its package's __init__ (the face the rest of
+    the plugin uses): the face imports them, so importing it back runs upward."""
+    problems = []
+    for path in sorted((PACKAGE / "sources").rglob("*.py")):
+        faces = {
+            ".".join(("k8saudit_eks_py", *parent.relative_to(PACKAGE).parts))
+            for parent in path.parents
+            if parent == PACKAGE / "sources" or (PACKAGE / "sources") in parent.parents
+        }
+        if path.name == "__init__.py":
+            faces.discard(".".join(("k8saudit_eks_py", *path.parent.relative_to(PACKAGE).parts)))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module in faces:
+                problems.append(f"{path.relative_to(PACKAGE)} imports from {node.module}")
     assert not problems, "\n".join(problems)
 
 

@@ -333,12 +333,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
             u.list_due = time.monotonic() + delay
         hint = ""
         if kind == "credentials":
-            hint = "; refreshing credentials"
-            try:
-                old, self._client = self._client, self._new_client()
-                old.close()
-            except Exception as rebuild:
-                hint = f"; credentials not refreshed yet ({aws.describe(rebuild)})"
+            hint = self._renew_client()
         elif kind in ("denied", "not_found", "invalid"):
             fix = aws.open_failure(exc, cluster=u.cluster, region=self.region, log_group=u.log_group)
             hint = f". {fix}" if fix else ""

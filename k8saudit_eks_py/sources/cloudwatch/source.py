@@ -98,21 +98,6 @@ def open_cloudwatch(
     return source
 
 
-_COUNTERS = (
-    metrics.EVENTS,
-    metrics.BYTES,
-    metrics.EVENTS_READ,
-    metrics.THROTTLES,
-    metrics.ERRORS,
-    metrics.RETRIES,
-    metrics.DUPLICATES_SUPPRESSED,
-    metrics.TRUNCATED_RECOVERED,
-    metrics.OVERSIZE,
-    metrics.MALFORMED,
-    metrics.POLLS,
-)
-
-
 class CloudWatchSource(Poller):
     def __init__(
         self,
@@ -123,7 +108,7 @@ class CloudWatchSource(Poller):
         clock: Callable[[], float],
         default_cluster: str | None,
     ) -> None:
-        super().__init__(config, store, default_cluster, dict.fromkeys(_COUNTERS, 0), tuning.close_timeout_s)
+        super().__init__(config, store, default_cluster, (metrics.POLLS,), tuning.close_timeout_s)
         self.region = region
         self.tuning = tuning
         self._params = tuning.reads or ReadParams.derive(config.lookback, config.polling_interval)

@@ -270,12 +270,7 @@ class ShardReading(Delivery[StreamEvent, ShardReader]):
         else:
             delay = self._backoff(self._list_failures)
         if kind == "credentials":
-            hint = "; refreshing credentials"
-            try:
-                old, self._client = self._client, self._new_client()
-                old.close()
-            except Exception as rebuild:
-                hint = f"; credentials not refreshed yet ({aws.describe(rebuild)})"
+            hint = self._renew_client()
         elif kind in ("denied", "not_found"):
             fix = open_failure(exc, stream=self.stream, region=self.region)
             hint = f". {fix}" if fix else ""

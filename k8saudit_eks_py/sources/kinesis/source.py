@@ -86,9 +86,8 @@ class KinesisSource(ShardReading):
         clock: Callable[[], float],
         leases: ShardLeases | None = None,
     ) -> None:
-        counters = dict.fromkeys(_COUNTERS, 0)
         default_cluster = clusters[0] if len(clusters) == 1 else None
-        super().__init__(config, store, default_cluster, counters, tuning.close_timeout_s)
+        super().__init__(config, store, default_cluster, _COUNTERS, tuning.close_timeout_s)
         self.region = region
         self.stream = stream
         self.tuning = tuning
@@ -276,17 +275,7 @@ class KinesisSource(ShardReading):
         return out
 
 
-_COUNTERS = (
-    metrics.EVENTS,
-    metrics.BYTES,
-    metrics.EVENTS_READ,
-    metrics.THROTTLES,
-    metrics.ERRORS,
-    metrics.RETRIES,
-    metrics.DUPLICATES_SUPPRESSED,
-    metrics.TRUNCATED_RECOVERED,
-    metrics.OVERSIZE,
-    metrics.MALFORMED,
+_COUNTERS = (  # besides delivery's
     metrics.RESHARDS,
     metrics.CALLS_GET_RECORDS,
     metrics.CALLS_GET_SHARD_ITERATOR,

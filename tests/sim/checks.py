@@ -10,7 +10,7 @@ delivered only while held, and never while another replica may deliver it).
   with DynamoDB failing it, the batches delivered after its last checkpoint write that got through, all
   within one lease period (deliveries stop lease_duration - margin after the last renewal sent).
   A holding that ends without any of these (a hand-over, a clean close) repeats nothing, unless Falco was
-  still processing its last batch a period (lease_duration / 3) after the hand-over was asked: the
+  still processing its last batch a whole lease_duration after the hand-over was asked (stuck): the
   Coordinator hands over without that batch's commit, and the next holder delivers it again (one batch).
 - Exclusive: per unit, deliveries of two holdings never interleave.
 - Order across a reshard: a child shard's events are delivered only after its parents' events.
@@ -115,11 +115,11 @@ def check(world: World) -> Outcome:
             or any(a <= end and b >= s.start - lease for a, b in world.cut.get(s.replica, []))
         )
         if not incident and len(batches) == 1:
-            # Falco still busy with the batch when the hand-over went through: the Coordinator waits one
-            # period (lease_duration / 3) for its commit, then hands over anyway.
+            # Falco still busy with the batch when the hand-over went through: the Coordinator waits a
+            # lease_duration for its commit, then hands over anyway.
             delivered, asked = world.batch_times[(s.owner, next(iter(batches)))]
             busy = (asked if asked is not None else world.kernel.now) - delivered
-            if busy > lease / 3:
+            if busy > lease:
                 out.slow_falco_repeats += 1
                 incident = True
         if not incident:

@@ -9,20 +9,30 @@ import k8saudit_eks_py
 
 PACKAGE = Path(k8saudit_eks_py.__file__).parent
 
-# module or package (relative to k8saudit_eks_py) -> modules or packages it must never import (dotted,
-# relative to k8saudit_eks_py: "sources.kinesis" is that package and everything in it)
+# aws_setup/ serves the commands `check`, `setup-stream`, `setup-coordination`; a source or the
+# coordination layer may use at open only these of its modules (and what they import themselves).
+SETUP_AT_OPEN = ("poll_capacity", "iam_policies", "lease_table_verify")
+SETUP_COMMANDS_ONLY = tuple(
+    f"aws_setup.{p.stem}"
+    for p in sorted((PACKAGE / "aws_setup").glob("*.py"))
+    if p.stem not in (*SETUP_AT_OPEN, "__init__")
+)
+
+# module or package (relative to k8saudit_eks_py) -> packages or modules (dotted) it must never import
 _SOURCE_KINDS = ("sources.cloudwatch", "sources.kinesis", "sources.replay")
 FORBIDDEN = {
     "audit.py": ("fields", "sources", "cli", "demo", "plugin"),
     "rawjson.py": ("fields", "audit", "cli", "demo"),
     "fields": ("sources", "cli", "demo", "plugin"),
-    "sources": ("cli", "demo", "plugin"),
+    "sources": ("cli", "demo", "plugin", *SETUP_COMMANDS_ONLY),
     # each source reads its own way; what they share sits beside them and knows none of them
     "sources/cloudwatch": ("sources.kinesis", "sources.replay"),
     "sources/kinesis": ("sources.cloudwatch", "sources.replay"),
     "sources/delivery.py": _SOURCE_KINDS,
     "sources/truncation.py": (*_SOURCE_KINDS, "sources.delivery"),
     "sources/types.py": (*_SOURCE_KINDS, "sources.delivery", "sources.truncation"),
+    "coordination": ("sources", "cli", "demo", "plugin", *SETUP_COMMANDS_ONLY),
+    "aws_setup": ("sources", "cli", "demo", "plugin", "fields", "audit", "host"),
     "demo": ("cli",),
     "output_format.py": ("cli", "demo"),
     "event_loop.py": ("cli", "demo"),
@@ -48,10 +58,20 @@ def test_no_upward_imports() -> None:
         assert files, where
         for path in files:
             for name in _imported(path):
-                inside = name.removeprefix("k8saudit_eks_py.")
-                if name != inside and any(inside == f or inside.startswith(f"{f}.") for f in forbidden):
+                parts = name.split(".")
+                inside = ".".join(parts[1:])
+                if parts[0] == "k8saudit_eks_py" and any(
+                    inside == f or inside.startswith(f"{f}.") for f in forbidden
+                ):
                     problems.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert not problems, "\n".join(problems)
+
+
+def test_setup_modules_used_at_open_exist() -> None:
+    """The allow-list names real modules, and the rest of aws_setup/ is guarded (not an empty list)."""
+    for name in SETUP_AT_OPEN:
+        assert (PACKAGE / "aws_setup" / f"{name}.py").is_file(), name
+    assert "aws_setup.cluster_check" in SETUP_COMMANDS_ONLY
 
 
 def test_no_source_module_imports_its_own_package_face() -> None:

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from k8saudit_eks_py import aws, metrics, poll_capacity
+from k8saudit_eks_py import aws, metrics
+from k8saudit_eks_py.aws_setup import poll_capacity
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.sources.cloudwatch.streams import ReadParams
 from k8saudit_eks_py.sources.cloudwatch.units import IncompleteResponse, QueuedEvent, Step, Tuning, Unit

@@ -33,7 +33,7 @@ import _setup
 from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.cloudwatch import Tuning, open_cloudwatch
-from k8saudit_eks_py.sources.streams import ReadParams
+from k8saudit_eks_py.sources.cloudwatch.streams import ReadParams
 from tests.support.moto_server import (
     audit_event,
     audit_ids,

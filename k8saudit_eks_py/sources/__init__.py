@@ -1,33 +1,16 @@
-"""The Source protocol every event source implements, and open_source() choosing one from open_params."""
+"""The event sources and open_source() choosing one from open_params.
+
+types.py holds what every source is (Event, Source); delivery.py what the AWS sources share between their
+reader thread and Falco; cloudwatch/ and kinesis/ how each one reads; truncation.py and replay.py are
+shared by both.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from k8saudit_eks_py.config import PluginConfig
+from k8saudit_eks_py.sources.types import Event, Source
 
-# One event handed to Falco: (timestamp in ns since the epoch = the audit event's stageTimestamp,
-# payload = the audit event's JSON text).
-Event = tuple[int, bytes]
-
-
-class Source(Protocol):
-    def next_batch(self, max_events: int, timeout_s: float) -> tuple[list[Event], bool]:
-        """Up to max_events events, waiting at most timeout_s (GIL released while waiting) when none is
-        ready; the bool is True when the source is exhausted after these events (EOF)."""
-        ...
-
-    def progress(self) -> tuple[int, str]:
-        """(progress in hundredths of a percent 0..10000, short text)."""
-        ...
-
-    def metrics(self) -> dict[str, int | float]:
-        """Counters and gauges of this source (names from k8saudit_eks_py.metrics)."""
-        ...
-
-    def close(self) -> None:
-        """Stop background work and release every thread, socket and file; idempotent."""
-        ...
+__all__ = ["Event", "Source", "open_source"]
 
 
 def open_source(params: str, config: PluginConfig) -> Source:
@@ -35,13 +18,13 @@ def open_source(params: str, config: PluginConfig) -> Source:
     a CloudWatch Logs subscription; anything else names EKS clusters."""
     params = params.strip()
     if params.startswith("kinesis://"):
-        from k8saudit_eks_py.sources.kinesis import open_kinesis
+        from k8saudit_eks_py.sources.kinesis.source import open_kinesis
 
         return open_kinesis(params[len("kinesis://") :], config)
     if params.startswith("file://"):
         from k8saudit_eks_py.sources.replay import ReplaySource
 
         return ReplaySource(params[len("file://") :], config)
-    from k8saudit_eks_py.sources.cloudwatch import open_cloudwatch
+    from k8saudit_eks_py.sources.cloudwatch.source import open_cloudwatch
 
     return open_cloudwatch(params, config)

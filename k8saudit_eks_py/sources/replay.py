@@ -17,8 +17,8 @@ import orjson
 from k8saudit_eks_py import log, metrics
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.errors import OpenError
-from k8saudit_eks_py.sources import Event
 from k8saudit_eks_py.sources.truncation import parse_rfc3339_ns
+from k8saudit_eks_py.sources.types import Event
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _REPORTED_EACH = 20  # skipped lines reported one by one; later ones are rate-limited

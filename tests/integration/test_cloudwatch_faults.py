@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from k8saudit_eks_py.sources.cloudwatch import Tuning, open_cloudwatch
-from k8saudit_eks_py.sources.streams import ReadParams
+from k8saudit_eks_py.sources.cloudwatch.streams import ReadParams
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.moto_server import (
     FAST,

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from k8saudit_eks_py.sources.cloudwatch import open_cloudwatch, unit_key
-from k8saudit_eks_py.sources.streams import ReadParams
+from k8saudit_eks_py.sources.cloudwatch.streams import ReadParams
 from tests.support.faultproxy import FaultProxy
 from tests.support.moto_server import (
     FAST,

@@ -17,7 +17,7 @@ from k8saudit_eks_py import metrics
 from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources import open_source
 from k8saudit_eks_py.sources.kinesis import KinesisSource, StreamTuning, open_kinesis
-from k8saudit_eks_py.sources.shard_reader import ReaderPacing
+from k8saudit_eks_py.sources.kinesis.shard_reader import ReaderPacing
 from tests.support.faultproxy import GET_RECORDS, FaultProxy, Faults
 from tests.support.kinesis import (
     FAST_STREAM,

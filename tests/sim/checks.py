@@ -198,7 +198,7 @@ def _units_now(world: World) -> set[str]:
         from tests.sim.world import _config_for_keys
 
         return set(PollReplica.groups(_config_for_keys(), world.clusters))
-    from k8saudit_eks_py.sources.shards import unit_key
+    from k8saudit_eks_py.sources.kinesis.shards import unit_key
 
     return {unit_key(STREAM, s.shard_id) for s in world.stream.open_shards()}
 

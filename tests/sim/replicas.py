@@ -25,9 +25,9 @@ from k8saudit_eks_py.checkpoint_store import MemoryStore
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination import Change, Coordinator, LeaseTable
 from k8saudit_eks_py.sources.cloudwatch import CloudWatchSource, Tuning, unit_key
+from k8saudit_eks_py.sources.cloudwatch.unit_leases import LogGroup, UnitLeases
 from k8saudit_eks_py.sources.kinesis import KinesisSource, StreamTuning
-from k8saudit_eks_py.sources.shard_leases import ShardLeases
-from k8saudit_eks_py.sources.unit_leases import LogGroup, UnitLeases
+from k8saudit_eks_py.sources.kinesis.shard_leases import ShardLeases
 from tests.sim.dynamodb import SimDynamoClient
 from tests.sim.kernel import Job, SimLock
 

@@ -21,9 +21,9 @@ from botocore.exceptions import ClientError
 from k8saudit_eks_py import log
 from k8saudit_eks_py.coordination import Change
 from k8saudit_eks_py.coordination.lease import CHECKPOINT, OWNER, PRESENCE_PREFIX
-from k8saudit_eks_py.sources import cloudwatch
+from k8saudit_eks_py.sources.cloudwatch import polling, source
 from k8saudit_eks_py.sources.cloudwatch import unit_key as group_key
-from k8saudit_eks_py.sources.shards import unit_key as shard_key
+from k8saudit_eks_py.sources.kinesis.shards import unit_key as shard_key
 from tests.sim.dynamodb import Faults, Network, Table, Write
 from tests.sim.kernel import Kernel
 from tests.sim.kinesis import SimKinesisClient, SimStream, subscription_record
@@ -430,16 +430,16 @@ class World:
             while t <= self.plan.end:
                 k.at(t, "world", lambda: sample(self))
                 t += every
-        saved = log.logger, cloudwatch.time, cloudwatch.random
+        saved = log.logger, source.time, polling.time, polling.random
         log.logger = log.Logger(stream=lambda: _Lines(self), clock=lambda: k.now)
         # CloudWatchSource reads time.monotonic() and random.uniform() itself (its poll scheduling and
         # backoff): while the world runs they are the virtual clock and the world's seeded generator.
-        cloudwatch.time = _VirtualTime(self.monotonic)  # type: ignore[assignment]
-        cloudwatch.random = random.Random(f"backoff:{self.plan.mode}:{self.plan.seed}")  # type: ignore[assignment]
+        source.time = polling.time = _VirtualTime(self.monotonic)  # type: ignore[assignment]
+        polling.random = random.Random(f"backoff:{self.plan.mode}:{self.plan.seed}")  # type: ignore[assignment]
         try:
             k.run(self.plan.end)
         finally:
-            log.logger, cloudwatch.time, cloudwatch.random = saved
+            log.logger, source.time, polling.time, polling.random = saved
 
     def shutdown(self) -> None:
         self.kernel.shutdown()

@@ -14,7 +14,7 @@ import boto3
 import orjson
 
 from k8saudit_eks_py.sources.kinesis import StreamTuning
-from k8saudit_eks_py.sources.shard_reader import ReaderPacing
+from k8saudit_eks_py.sources.kinesis.shard_reader import ReaderPacing
 from tests.support.moto_server import REGION, audit_event
 
 # Small backoffs and frequent polls: scenarios stay fast and still go through every code path.

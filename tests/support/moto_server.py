@@ -21,7 +21,7 @@ import pytest
 from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import PluginConfig, parse_config
 from k8saudit_eks_py.sources.cloudwatch import Tuning
-from k8saudit_eks_py.sources.streams import ReadParams
+from k8saudit_eks_py.sources.cloudwatch.streams import ReadParams
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

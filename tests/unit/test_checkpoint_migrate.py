@@ -9,7 +9,7 @@ import orjson
 
 from k8saudit_eks_py.checkpoint_migrate import LEGACY_IDS
 from k8saudit_eks_py.checkpoint_store import FileStore
-from k8saudit_eks_py.sources.streams import GroupPositions, ReadParams
+from k8saudit_eks_py.sources.cloudwatch.streams import GroupPositions, ReadParams
 
 KEY = "aws|us-east-1|/aws/eks/prod/cluster"
 PARAMS = ReadParams(

@@ -19,11 +19,18 @@ SETUP_COMMANDS_ONLY = tuple(
 )
 
 # module or package (relative to k8saudit_eks_py) -> packages or modules (dotted) it must never import
+_SOURCE_KINDS = ("sources.cloudwatch", "sources.kinesis", "sources.replay")
 FORBIDDEN = {
     "audit.py": ("fields", "sources", "cli", "demo", "plugin"),
     "rawjson.py": ("fields", "audit", "cli", "demo"),
     "fields": ("sources", "cli", "demo", "plugin"),
-    "sources": ("cli", "demo", *SETUP_COMMANDS_ONLY),
+    "sources": ("cli", "demo", "plugin", *SETUP_COMMANDS_ONLY),
+    # each source reads its own way; what they share sits beside them and knows none of them
+    "sources/cloudwatch": ("sources.kinesis", "sources.replay"),
+    "sources/kinesis": ("sources.cloudwatch", "sources.replay"),
+    "sources/delivery.py": _SOURCE_KINDS,
+    "sources/truncation.py": (*_SOURCE_KINDS, "sources.delivery"),
+    "sources/types.py": (*_SOURCE_KINDS, "sources.delivery", "sources.truncation"),
     "coordination": ("sources", "cli", "demo", "plugin", *SETUP_COMMANDS_ONLY),
     "aws_setup": ("sources", "cli", "demo", "plugin", "fields", "audit", "host"),
     "demo": ("cli",),
@@ -65,6 +72,24 @@ def test_setup_modules_used_at_open_exist() -> None:
     for name in SETUP_AT_OPEN:
         assert (PACKAGE / "aws_setup" / f"{name}.py").is_file(), name
     assert "aws_setup.cluster_check" in SETUP_COMMANDS_ONLY
+
+
+def test_no_source_module_imports_its_own_package_face() -> None:
+    """Inside sources/, a module imports its siblings, never its package's __init__ (the face the rest of
+    the plugin uses): the face imports them, so importing it back runs upward."""
+    problems = []
+    for path in sorted((PACKAGE / "sources").rglob("*.py")):
+        faces = {
+            ".".join(("k8saudit_eks_py", *parent.relative_to(PACKAGE).parts))
+            for parent in path.parents
+            if parent == PACKAGE / "sources" or (PACKAGE / "sources") in parent.parents
+        }
+        if path.name == "__init__.py":
+            faces.discard(".".join(("k8saudit_eks_py", *path.parent.relative_to(PACKAGE).parts)))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module in faces:
+                problems.append(f"{path.relative_to(PACKAGE)} imports from {node.module}")
+    assert not problems, "\n".join(problems)
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str]:

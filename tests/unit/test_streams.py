@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from k8saudit_eks_py.checkpoint_store import MAX_STATE_BYTES
-from k8saudit_eks_py.sources.streams import MAX_NAMES, GroupPositions, Read, ReadParams
+from k8saudit_eks_py.sources.cloudwatch.streams import MAX_NAMES, GroupPositions, Read, ReadParams
 
 PARAMS = ReadParams(
     lookback_ms=60_000, overlap_ms=1_000, together_ms=500, idle_every_ms=15_000, retire_ms=600_000

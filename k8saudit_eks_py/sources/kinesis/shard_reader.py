@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from k8saudit_eks_py.sources.shards import Position, ShardInfo, UnitState, iterator_args
+from k8saudit_eks_py.sources.kinesis.shards import Position, ShardInfo, UnitState, iterator_args
 
 __all__ = ["ReaderPacing", "ShardReader", "after_key"]
 
@@ -48,7 +48,6 @@ class ShardReader:
     skip_n: int = 0
     read_pos: Position = NOTHING  # after the newest record fully processed into the queue
     delivered_pos: Position = NOTHING  # after the newest event next_batch returned
-    queued: int = 0  # events of this shard in the queue
     end_read: bool = False  # closed shard: the last GetRecords had no NextShardIterator
     finished_sent: bool = False  # the finished state was handed to the store
     millis_behind: int = 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from k8saudit_eks_py import aws, log
 from k8saudit_eks_py.checkpoint_store import UnitState
 from k8saudit_eks_py.coordination import Coordinator
-from k8saudit_eks_py.sources.shards import ShardInfo, eligible, is_finished, start_since, unit_key
+from k8saudit_eks_py.sources.kinesis.shards import ShardInfo, eligible, is_finished, start_since, unit_key
 
 __all__ = ["ShardChange", "ShardLeases"]
 

@@ -1,0 +1,355 @@
+"""The CloudWatch source's poller thread: which call goes next, and what each call does.
+
+A poll of a unit is one FilterLogEvents over the audit prefix from the group's common position (new and
+revived streams show up in it), plus a read by logStreamNames for a stream that lags, each from its own
+position (streams.py plans them). Listing the streams (DescribeLogStreams: the most recently written every
+`list_every_s`, all of them every `full_list_every_s` and at start) runs beside the polls, for streams
+whose events all arrive behind the common position. Each operation is paced against its own quota
+(aws.CallPacer); the poller picks, among the calls whose slot is free, the one due the longest (oldest
+first: no unit starves), and a unit whose polls find nothing is polled less often (up to
+`quiet_max_polls` × polling_interval), so quiet groups leave the calls to busy ones. How far behind each
+group is gets reported (metrics poll_lag_seconds, groups_behind; a rate-limited log line).
+
+Events are shaped (truncation.py) and queued in the order read (delivery.py); every run-time failure is
+retried with jittered backoff.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from k8saudit_eks_py import aws, metrics
+from k8saudit_eks_py.aws_setup import poll_capacity
+from k8saudit_eks_py.config import PluginConfig
+from k8saudit_eks_py.sources.cloudwatch.streams import ReadParams
+from k8saudit_eks_py.sources.cloudwatch.units import IncompleteResponse, QueuedEvent, Step, Tuning, Unit
+from k8saudit_eks_py.sources.cloudwatch.units import log_line as _log
+from k8saudit_eks_py.sources.delivery import Delivery
+from k8saudit_eks_py.sources.truncation import Rejected, shape
+
+__all__ = ["Poller"]
+
+_LIST_PAGE = 50  # DescribeLogStreams returns at most 50 streams per page
+
+
+class Poller(Delivery[QueuedEvent, Unit]):
+    """The reading half of CloudWatchSource (source.py sets these up and answers delivery's questions)."""
+
+    _WORKER = "poller thread"
+    config: PluginConfig
+    region: str
+    tuning: Tuning
+    _params: ReadParams
+    _clock: Callable[[], float]
+    _units: dict[str, Unit]
+    _pacer: aws.CallPacer
+    _groups_behind: int
+    _next_lag_check: float
+    _newest_ingestion_ms: int
+
+    def _new_client(self) -> Any:
+        return aws.make_logs_client(
+            self.config,
+            self.region,
+            self._pacer,
+            connect_timeout=self.tuning.connect_timeout_s,
+            read_timeout=self.tuning.read_timeout_s,
+        )
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="k8saudit-eks-poller", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                job = self._next_job()
+            if job is None:
+                self._stop.wait(0.2)
+                continue
+            at, unit, listing = job
+            wait = at - time.monotonic()
+            if wait > 0:
+                self._stop.wait(min(wait, 0.5))  # short: a unit added meanwhile may be due sooner
+                continue
+            try:
+                if listing:
+                    self._list_step(unit)
+                else:
+                    self._step(unit)
+            except aws.Cancelled:
+                break
+            except Exception as exc:  # a bug must not end the stream: report, back off, go on
+                self._counters[metrics.ERRORS] += 1
+                delay = self._backoff(unit.failures)
+                unit.failures += 1
+                unit.due = unit.list_due = time.monotonic() + delay
+                unit.steps.clear()
+                unit.listing = None
+                _log(f"internal error polling {unit.log_group}: {exc!r}; retry in {delay:.1f}s", "internal")
+            self._report_lag()
+
+    def _next_job(self) -> tuple[float, Unit, bool] | None:
+        """The call to make next: the soonest one whose operation's slot is free, and among those the one
+        due the longest (the pacer's slots, not the order of units, decide when a call goes)."""
+        reads = self._pacer.free_at("FilterLogEvents")
+        lists = self._pacer.free_at("DescribeLogStreams")
+        best: tuple[float, float, Unit, bool] | None = None
+        for u in self._units.values():
+            for due, free, listing in ((u.due, reads, False), (u.list_due, lists, True)):
+                key = (max(due, free), due, u, listing)
+                if best is None or key[:2] < best[:2]:
+                    best = key
+        return None if best is None else (best[0], best[2], best[3])
+
+    def _report_lag(self) -> None:
+        """Once a second: count the groups polled later than their interval allows; name them in a
+        rate-limited line (they are waiting for their share of the calls)."""
+        now = time.monotonic()
+        if now < self._next_lag_check:
+            return
+        self._next_lag_check = now + 1.0
+        poll = float(max(self.config.polling_interval, 1))
+        with self._cond:
+            behind = sorted(
+                ((now - u.read_up_to, u) for u in self._units.values() if self._late(u, now, poll)),
+                key=lambda pair: pair[0],
+                reverse=True,
+            )
+        self._groups_behind = len(behind)
+        if behind:
+            worst = ", ".join(f"{u.log_group} {lag:.0f}s" for lag, u in behind[:3])
+            hint = poll_capacity.capacity_problem(
+                len(self._units), self.config.max_api_calls_per_second, poll
+            )
+            _log(
+                f"poll mode behind: {len(behind)} of {len(self._units)} log groups last read up to more "
+                f"than {3 * poll:.0f}s ago (worst: {worst}); "
+                + (hint or "the FilterLogEvents cap is spent on catching up (backlog or failures)"),
+                "behind",
+            )
+
+    def _late(self, u: Unit, now: float, poll: float) -> bool:
+        return now - u.read_up_to > max(u.interval, poll) + 2 * poll
+
+    def group_lags(self) -> dict[str, float]:
+        """Seconds since each log group was last read up to now (its poll lag)."""
+        now = time.monotonic()
+        with self._cond:
+            return {u.log_group: now - u.read_up_to for u in self._units.values()}
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self.tuning.backoff_max_s, self.tuning.backoff_min_s * 2 ** min(failures, 30))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def _call(self, u: Unit, step: Step) -> dict[str, Any]:
+        request: dict[str, Any] = dict(u.request)
+        if step.token:
+            request["nextToken"] = step.token
+        if step.kind == "read":
+            read = step.read
+            assert read is not None
+            request.update(startTime=read.start, endTime=read.end)
+            if not read.prefix:
+                request["logStreamNames"] = list(read.names)
+            elif self.config.log_stream_prefix:
+                request["logStreamNamePrefix"] = self.config.log_stream_prefix
+            if self.config.filter_pattern:
+                request["filterPattern"] = self.config.filter_pattern
+            if self.tuning.page_limit:
+                request["limit"] = self.tuning.page_limit
+            page = self._client.filter_log_events(**request)
+            if not isinstance(page.get("events"), list):
+                raise IncompleteResponse("200 response without an events list")
+            return dict(page)
+        request["limit"] = _LIST_PAGE
+        if step.kind == "recent":  # orderBy LastEventTime cannot take a prefix: names are filtered here
+            request.update(orderBy="LastEventTime", descending=True)
+        else:
+            request["orderBy"] = "LogStreamName"
+            if self.config.log_stream_prefix:
+                request["logStreamNamePrefix"] = self.config.log_stream_prefix
+        page = self._client.describe_log_streams(**request)
+        if not isinstance(page.get("logStreams"), list):
+            raise IncompleteResponse("200 response without a logStreams list")
+        return dict(page)
+
+    def _attempt(self, u: Unit, step: Step) -> dict[str, Any] | None:
+        """One call of `step`; None when it failed (backed off) or the unit went away meanwhile."""
+        try:
+            page = self._call(u, step)
+        except aws.Cancelled:
+            raise
+        except Exception as exc:
+            self._failed(u, step, exc)
+            return None
+        if u.removed:
+            return None
+        if u.failures:
+            _log(f"{u.log_group}: CloudWatch Logs calls work again after {u.failures} failures", "recovered")
+        u.failures = 0
+        return page
+
+    def _step(self, u: Unit) -> None:
+        """One FilterLogEvents call of unit `u`'s current poll."""
+        if not u.steps:
+            u.poll_ms = self._now_ms()
+            u.poll_began = time.monotonic()
+            u.poll_found = 0
+            with self._cond:
+                u.steps.extend(Step("read", read) for read in u.positions.plan(u.poll_ms, discover=True))
+        step = u.steps[0]
+        page = self._attempt(u, step)
+        if page is None:
+            return
+        self._take(u, step, page["events"])
+        token = page.get("nextToken")
+        if token:  # an empty page with a token only means "the service stopped early; continue"
+            step.token = token
+            u.due = time.monotonic()
+            return
+        u.steps.popleft()
+        with self._cond:
+            assert step.read is not None
+            u.positions.finished(step.read, step.found)
+            u.poll_found += sum(step.found.values())
+            if u.steps:
+                u.due = time.monotonic()
+                return
+            u.positions.followed(u.poll_ms)
+            u.read_up_to = u.poll_began
+            self._counters[metrics.POLLS] += 1
+            poll = float(self.config.polling_interval)
+            if u.poll_found or u.positions.wants_read():
+                u.interval = poll
+            else:  # quiet: back off, so that busy groups get the calls
+                u.interval = min(max(u.interval, poll) * 2, poll * self.tuning.quiet_max_polls)
+        u.due = max(time.monotonic(), u.poll_began + u.interval)
+
+    def _list_step(self, u: Unit) -> None:
+        """One DescribeLogStreams call of unit `u`'s listing track."""
+        if u.listing is None:
+            now = time.monotonic()
+            if now >= u.next_full_list:
+                u.next_full_list = now + self.tuning.full_list_every_s
+                u.listing = Step("all")
+            else:
+                u.listing = Step("recent")
+        step = u.listing
+        page = self._attempt(u, step)
+        if page is None:
+            return
+        self._listed(u, step, page["logStreams"])
+        token = page.get("nextToken")
+        # The recent listing reads only its first page: the most recently written streams.
+        if token and step.kind != "recent":
+            step.token = token
+            u.list_due = time.monotonic()
+            return
+        u.listing = None
+        with self._cond:
+            if step.kind == "all":
+                u.positions.listed_completely(step.names)
+            moved = u.positions.wants_read()
+        now = time.monotonic()
+        u.list_due = now + self.tuning.list_every_s
+        if moved and not u.steps and u.interval > self.config.polling_interval:
+            u.due = min(u.due, now)  # a quiet group with a stream that moved: poll it now
+
+    def _listed(self, u: Unit, step: Step, streams: list[dict[str, Any]]) -> None:
+        prefix = self.config.log_stream_prefix
+        with self._cond:
+            for entry in streams:
+                name = entry.get("logStreamName")
+                if not isinstance(name, str) or not name.startswith(prefix):
+                    continue
+                last = entry.get("lastEventTimestamp")
+                u.positions.found(name, last if isinstance(last, int) else None)
+                step.names.append(name)
+
+    def _take(self, u: Unit, step: Step, events: list[dict[str, Any]]) -> None:
+        self._counters[metrics.EVENTS_READ] += len(events)
+        for ev in events:
+            stream = ev.get("logStreamName")
+            event_id = ev.get("eventId")
+            ts_ms = ev.get("timestamp")
+            if not isinstance(event_id, str) or not isinstance(ts_ms, int) or not isinstance(stream, str):
+                self._counters[metrics.MALFORMED] += 1
+                _log(f"{u.log_group}: event without eventId/timestamp/logStreamName skipped", "noid")
+                continue
+            if not stream.startswith(self.config.log_stream_prefix):
+                continue  # another kind of stream (a prefix read where the prefix is not applied)
+            with self._cond:
+                assert step.read is not None
+                new = u.positions.take(step.read, stream, event_id, ts_ms)
+            if not new:
+                self._counters[metrics.DUPLICATES_SUPPRESSED] += 1
+                continue
+            step.found[stream] += 1
+            ingestion = ev.get("ingestionTime")
+            if isinstance(ingestion, int) and ingestion > self._newest_ingestion_ms:
+                self._newest_ingestion_ms = ingestion
+            shaped = shape(str(ev.get("message", "")), ts_ms, self.config.max_event_size)
+            if isinstance(shaped, Rejected):
+                self._counters[metrics.MALFORMED] += 1
+                _log(
+                    f"{u.log_group}: skipped a line that is not an audit event ({shaped.reason}), stream "
+                    f"{stream}, eventId {event_id}",
+                    "malformed",
+                )
+                continue
+            if shaped.status != "ok":
+                self._counters[
+                    metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE
+                ] += 1
+                _log(
+                    f"{u.log_group}: {shaped.status} event of {shaped.original_size} bytes, auditID "
+                    f"{shaped.audit_id}: delivered as its metadata ({len(shaped.payload)} bytes)",
+                    "reduced",
+                )
+            item = QueuedEvent(
+                shaped.ts_ns, shaped.payload, u.key, u.cluster, shaped.audit_id, stream, event_id, ts_ms
+            )
+            if not self._put(u, item):
+                raise aws.Cancelled()
+
+    def _failed(self, u: Unit, step: Step, exc: BaseException) -> None:
+        operation = "FilterLogEvents" if step.kind == "read" else "DescribeLogStreams"
+        kind = "incomplete" if isinstance(exc, IncompleteResponse) else aws.classify(exc)
+        # A throttle is counted once, as a throttle; `errors` is every other failed call.
+        self._counters[metrics.THROTTLES if kind == "throttle" else metrics.ERRORS] += 1
+        self._counters[metrics.RETRIES] += 1
+        delay = self._backoff(u.failures)
+        u.failures += 1
+        if step.kind == "read":
+            u.due = time.monotonic() + delay
+        else:
+            u.list_due = time.monotonic() + delay
+        hint = ""
+        if kind == "credentials":
+            hint = self._renew_client()
+        elif kind in ("denied", "not_found", "invalid"):
+            fix = aws.open_failure(exc, cluster=u.cluster, region=self.region, log_group=u.log_group)
+            hint = f". {fix}" if fix else ""
+            if kind == "invalid" and step.token:
+                step.token = (
+                    None  # an expired/invalid nextToken: redo this call sequence (dedup makes it safe)
+                )
+            if kind == "not_found" and step.kind == "read":
+                # A stream gone (deleted, expired) fails the read: list the streams again, then read.
+                u.steps.clear()
+                u.next_full_list = 0.0
+                u.listing = None
+                u.list_due = time.monotonic()
+        _log(
+            f"{u.log_group}: {operation} failed: {aws.describe(exc)}{hint}; retry {u.failures} in "
+            f"{delay:.1f}s",
+            f"fail:{u.key}:{kind}",
+        )

@@ -1,0 +1,325 @@
+"""CloudWatch Logs source: EKS cluster names → one work unit per log group → a poller thread (polling.py)
+→ the bounded queue (delivery.py) → next_batch.
+
+The units a batch touched are saved to the checkpoint store when Falco asks for the next batch (or at
+close), so a restart resumes each stream right after the events Falco finished with. Every run-time
+failure is retried with jittered backoff; only open fails.
+
+Units can be added and removed while the source runs (`add_unit`, `remove_unit`): open() adds one per
+cluster; with coordination_table set, open() adds none and the log groups follow this replica's leases
+(unit_leases.py): the lease table is the checkpoint store, and a unit's events reach Falco only while
+its lease is safely held.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from k8saudit_eks_py import aws, log, metrics
+from k8saudit_eks_py.aws_setup import poll_capacity
+from k8saudit_eks_py.checkpoint_store import CheckpointStore, FileStore, MemoryStore, UnitState
+from k8saudit_eks_py.config import PluginConfig
+from k8saudit_eks_py.coordination import CheckpointRejected, Coordinator
+from k8saudit_eks_py.errors import OpenError
+from k8saudit_eks_py.sources.cloudwatch.polling import Poller
+from k8saudit_eks_py.sources.cloudwatch.streams import GroupPositions, ReadParams
+from k8saudit_eks_py.sources.cloudwatch.unit_leases import LogGroup, UnitLeases
+from k8saudit_eks_py.sources.cloudwatch.units import QueuedEvent, Tuning, Unit, group_request, unit_key
+from k8saudit_eks_py.sources.cloudwatch.units import log_line as _log
+
+__all__ = ["CloudWatchSource", "open_cloudwatch", "parse_clusters"]
+
+_CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
+_OPERATION_METRICS = {
+    "FilterLogEvents": metrics.CALLS_FILTER_LOG_EVENTS,
+    "DescribeLogStreams": metrics.CALLS_DESCRIBE_LOG_STREAMS,
+}
+
+
+def parse_clusters(params: str) -> list[str]:
+    names = [n.strip() for n in params.split(",")]
+    if not params.strip() or any(not n for n in names):
+        raise OpenError(
+            f"open_params {params!r} has an empty cluster name: write one EKS cluster name, or several "
+            "separated by commas (e.g. prod-a,prod-b)"
+        )
+    for name in names:
+        if not _CLUSTER_NAME.fullmatch(name):
+            raise OpenError(
+                f"{name[:120]!r} is not a valid EKS cluster name (1-100 characters: letters, digits, '-' "
+                "and '_', starting with a letter or digit); set open_params to your cluster's name"
+            )
+    if len(set(names)) != len(names):
+        raise OpenError(f"open_params {params!r} names a cluster twice")
+    return names
+
+
+def open_cloudwatch(
+    params: str,
+    config: PluginConfig,
+    *,
+    tuning: Tuning | None = None,
+    clock: Callable[[], float] = time.time,
+    store: CheckpointStore | None = None,
+) -> CloudWatchSource:
+    tuning = tuning or Tuning()
+    clusters = parse_clusters(params)
+    if config.log_group and len(clusters) > 1:
+        raise OpenError(
+            "log_group is set but open_params names several clusters: log_group overrides the group of a "
+            "single cluster; remove it or open one cluster"
+        )
+    region = aws.resolve_region(config)
+    if store is None:  # with coordination_table the lease table takes its place (follow_leases)
+        use_file = config.checkpoint_file and not config.coordination_table
+        store = FileStore(config.checkpoint_file) if use_file else MemoryStore()
+    groups = [(cluster, config.log_group or f"/aws/eks/{cluster}/cluster") for cluster in clusters]
+    source = CloudWatchSource(
+        config, region, tuning, store, clock, clusters[0] if len(clusters) == 1 else None
+    )
+    try:
+        for cluster, log_group in groups:
+            source.check_unit(cluster, log_group)
+        if config.coordination_table:
+            # The lease table replaces the store; units arrive as leases are acquired (next_batch).
+            leased = {unit_key(config, region, g): LogGroup(c, g) for c, g in groups}
+            source.follow_leases(UnitLeases.start(config, region, leased, source.origin_state))
+        else:
+            for cluster, log_group in groups:
+                key = unit_key(config, region, log_group)
+                source.add_unit(key, cluster, log_group, store.load(key))
+    except BaseException:
+        source.close(commit=False)
+        raise
+    source.tell_capacity(len(groups))
+    source.start()
+    return source
+
+
+class CloudWatchSource(Poller):
+    def __init__(
+        self,
+        config: PluginConfig,
+        region: str,
+        tuning: Tuning,
+        store: CheckpointStore,
+        clock: Callable[[], float],
+        default_cluster: str | None,
+    ) -> None:
+        super().__init__(config, store, default_cluster, (metrics.POLLS,), tuning.close_timeout_s)
+        self.region = region
+        self.tuning = tuning
+        self._params = tuning.reads or ReadParams.derive(config.lookback, config.polling_interval)
+        self._clock = clock
+        self._leases: UnitLeases | None = None
+        self._units: dict[str, Unit] = {}
+        self._newest_ingestion_ms = 0
+        self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop)
+        self._groups_behind = 0
+        self._next_lag_check = 0.0
+        try:
+            self._client = self._new_client()
+        except Exception as exc:
+            self._client = None
+            group = config.log_group or f"/aws/eks/{default_cluster or '<cluster>'}/cluster"
+            text = aws.open_failure(exc, cluster=default_cluster or "", region=region, log_group=group)
+            raise OpenError(
+                text or f"cannot create the CloudWatch Logs client: {aws.describe(exc)}"
+            ) from None
+
+    # -------------------------------------------------------------------------------- units
+
+    def check_unit(self, cluster: str, log_group: str) -> None:
+        """One FilterLogEvents and one DescribeLogStreams of the group, so that a missing group, a denied
+        action, bad credentials or a bad filter pattern fail open with the fix. Transient failures only
+        get logged."""
+        now_ms = self._now_ms()
+        request = group_request(log_group)
+        calls: list[tuple[Callable[..., Any], dict[str, Any]]] = [
+            (
+                self._client.filter_log_events,
+                {
+                    **request,
+                    "startTime": now_ms - 60_000,
+                    "endTime": now_ms,
+                    "limit": 1,
+                    **({"logStreamNamePrefix": p} if (p := self.config.log_stream_prefix) else {}),
+                    **({"filterPattern": f} if (f := self.config.filter_pattern) else {}),
+                },
+            ),
+            (self._client.describe_log_streams, {**request, "limit": 1}),
+        ]
+        for call, kwargs in calls:
+            for attempt in range(self.tuning.preflight_attempts):
+                try:
+                    call(**kwargs)
+                    break
+                except aws.Cancelled:
+                    raise
+                except Exception as exc:
+                    if not aws.is_aws_error(exc):
+                        raise
+                    text = aws.open_failure(exc, cluster=cluster, region=self.region, log_group=log_group)
+                    if text is not None:
+                        raise OpenError(text) from None
+                    if attempt + 1 == self.tuning.preflight_attempts:
+                        _log(f"open: {log_group}: {aws.describe(exc)}; starting anyway, will retry")
+                    else:
+                        self._stop.wait(self._backoff(attempt))
+
+    def origin_state(self, key: str) -> UnitState:
+        """Where a log group never read before starts: now - shift (called by the lease thread)."""
+        return GroupPositions.start_state(self._now_ms(), self.config.shift * 1000)
+
+    def add_unit(self, key: str, cluster: str, log_group: str, state: UnitState | None) -> None:
+        """Start reading a log group from a saved state (None: from now − shift). A state this release
+        cannot read (written by another release, or damaged) must not stop Falco: one warning names what
+        is dropped, and the group is read from now − shift."""
+        if state is not None:
+            try:
+                GroupPositions.check_state(state)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning(
+                    f"the checkpoint of {log_group} ({key}) cannot be read by this release ({exc}); "
+                    f"dropped it ({_summary(state)}); reading {log_group} from now - shift instead",
+                    key=f"bad-checkpoint:{key}",
+                )
+                state = None
+        positions = GroupPositions(self._params, state, self._now_ms(), self.config.shift * 1000)
+        unit = Unit(key, cluster, log_group, group_request(log_group), positions, due=time.monotonic())
+        with self._cond:
+            if key in self._units:
+                raise ValueError(f"unit {key} is already being read")
+            self._units[key] = unit
+            self._cond.notify_all()
+        if state is None:
+            origin = f"no checkpoint, shift {self.config.shift}s"
+        elif state.get("streams"):
+            origin = f"checkpoint restored, {len(positions.streams)} streams"
+        else:
+            origin = "no events delivered yet: from the origin recorded in its lease"
+        _log(
+            f"open: cluster {cluster}: reading {log_group} in {self.region}, streams "
+            f"{self.config.log_stream_prefix or '(all)'}*, new streams from "
+            f"{_iso(positions.new_floor())} ({origin})"
+        )
+
+    def tell_capacity(self, groups: int) -> None:
+        """Warn when `groups` log groups cannot all be polled often enough under the cap."""
+        problem = poll_capacity.capacity_problem(
+            groups, self.config.max_api_calls_per_second, self.config.polling_interval
+        )
+        if problem:
+            log.warning(f"open: {problem}")
+
+    def remove_unit(self, key: str) -> None:
+        """Stop reading a unit now: its queued events that next_batch has not returned are dropped (the
+        next reader of the unit finds them again from its saved state)."""
+        with self._cond:
+            unit = self._units.pop(key, None)
+            if unit is None:
+                return
+            unit.removed = True
+            self._drop_queued(key)
+            self._pending.pop(key, None)
+
+    def units(self) -> list[str]:
+        with self._cond:
+            return list(self._units)
+
+    def follow_leases(self, leases: UnitLeases) -> None:
+        """Read the log groups this replica leases; checkpoints go to the lease table (fenced writes)."""
+        self._store.close()
+        self._store = leases.coordinator.store
+        self._leases = leases
+
+    # -------------------------------------------------------------------------------- delivery's questions
+
+    def _owns(self, owner: Unit) -> bool:
+        return not owner.removed  # (a removed unit's events are dropped with it)
+
+    def _on_queued(self, owner: Unit, item: QueuedEvent) -> None:
+        owner.positions.streams[item.stream].queued += 1
+
+    def _apply_lease_changes(self) -> None:
+        if self._leases is not None:
+            self._leases.apply_changes(self)
+
+    def _deliverable(self) -> set[str] | None:
+        if self._leases is None:
+            return None
+        allowed = self._leases.deliverable(self._units)
+        return None if len(allowed) == len(self._units) else allowed
+
+    def _delivered(self, items: list[QueuedEvent]) -> dict[str, UnitState]:
+        touched: dict[str, Unit] = {}
+        for item in items:
+            unit = self._units[item.unit]
+            unit.positions.delivered(item.stream, item.event_id, item.ts_ms)
+            touched[item.unit] = unit
+            if not unit.first_delivered:
+                unit.first_delivered = True
+                _log(f"first event delivered from cluster {unit.cluster} ({unit.log_group})")
+        now_ms = self._now_ms()
+        return {key: unit.positions.state(now_ms) for key, unit in touched.items()}
+
+    def _rejected(self, exc: CheckpointRejected, states: dict[str, UnitState]) -> dict[str, UnitState]:
+        _log(str(exc), "rejected")  # another replica holds these units now: stop reading them
+        self._apply_lease_changes()
+        return {}
+
+    def _final_commit(self) -> None:
+        """Every unit's state: Falco closes after processing everything returned."""
+        self._pending = {}
+        try:
+            states = self.checkpoint_states()
+            if states:
+                self._store.save(states)
+        except CheckpointRejected as exc:
+            _log(f"checkpoint write at close: {exc}")
+        except (OSError, ValueError) as exc:
+            _log(f"checkpoint write at close failed: {exc}")
+
+    def _coordinator(self) -> Coordinator | None:
+        return None if self._leases is None else self._leases.coordinator
+
+    def _behind_text(self) -> str | None:
+        lag = self._lag()
+        return f"lag {lag:.0f}s" if lag >= 0 else None
+
+    # -------------------------------------------------------------------------------- Falco's thread
+
+    def checkpoint_states(self) -> dict[str, UnitState]:
+        """Every unit's current checkpoint state (what close() saves)."""
+        now_ms = self._now_ms()
+        with self._cond:
+            return {key: unit.positions.state(now_ms) for key, unit in self._units.items()}
+
+    def _lag(self) -> float:
+        if not self._newest_ingestion_ms:
+            return -1.0
+        return max(0.0, self._clock() - self._newest_ingestion_ms / 1000)
+
+    def metrics(self) -> dict[str, int | float]:
+        out: dict[str, int | float] = dict(self._counters)
+        out[metrics.API_CALLS] = self._pacer.calls
+        for operation, count in list(self._pacer.calls_by_operation.items()):
+            name = _OPERATION_METRICS.get(operation)
+            if name is not None:
+                out[name] = count
+        out[metrics.LAG_SECONDS] = max(self._lag(), 0.0)
+        out[metrics.POLL_LAG_SECONDS] = max(self.group_lags().values(), default=0.0)
+        out[metrics.GROUPS_BEHIND] = self._groups_behind
+        return self._delivery_metrics(out)
+
+
+def _summary(state: UnitState) -> str:
+    text = repr(state)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))

@@ -11,6 +11,8 @@ amplification (events read / delivered), API calls per 1,000 events and per seco
 checkpoint size:
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py --steady 100,1000 --seconds 660
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py --steady 30 --clusters 20 --seconds 180
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py --steady 0 --clusters 0 --idle 50 --seconds 180
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import os
+import random
 import resource
 import statistics
 import sys
@@ -136,33 +139,62 @@ def page_limit(event_bytes: float) -> int:
     return max(1, int(PAGE_BYTES // (event_bytes + 26)))
 
 
+QUOTAS = {"FilterLogEvents": 5.0, "DescribeLogStreams": 5.0, "GetLogEvents": 25.0}  # per account+Region
+
+
 def steady(
-    url: str, client: object, rate: int, seconds: float, lookback: int, polling: int, overlap_ms: int | None
+    url: str,
+    client: object,
+    rate: int,
+    seconds: float,
+    lookback: int,
+    polling: int,
+    overlap_ms: int | None,
+    clusters: int = 1,
+    idle: int = 0,
+    idle_every: float = 60.0,
 ) -> None:
-    """A writer at `rate` events/s over 3 streams; the source follows at the given lookback/polling."""
-    cluster = f"steady-{rate}-{int(time.time())}"
-    group = f"/aws/eks/{cluster}/cluster"
+    """`clusters` writers at `rate` events/s each over 3 streams (plus `idle` clusters with one event per
+    `idle_every` seconds); one source follows them all at the given lookback/polling."""
+    tag = f"{rate}-{int(time.time())}"
+    names = [f"steady-{tag}-{c}" for c in range(clusters)] + [f"idle-{tag}-{c}" for c in range(idle)]
+    groups = [f"/aws/eks/{name}/cluster" for name in names]
     streams = [f"kube-apiserver-audit-{n:032x}" for n in range(3)]
-    create_group(client, group, streams)
+    for group in groups:
+        create_group(client, group, streams)
     pad = 1_500 - len(audit_event(0, 0))
     size = len(audit_event(0, 0, pad=pad))
     stop = threading.Event()
     written = [0]
     put_ms: dict[int, int] = {}
+    tick = 0.25 if clusters + idle <= 1 else 1.0  # fewer, larger puts when many groups share moto
 
     def writer() -> None:
-        n, tick, began = 0, 0.25, time.monotonic()
+        n, began = 0, time.monotonic()
+        due_per = [0] * clusters
+        idle_next = [began + random.uniform(0, idle_every) for _ in range(idle)]
         while not stop.is_set() and time.monotonic() - began < seconds:
-            due = int((time.monotonic() - began) * rate)
+            mono = time.monotonic()
             now = int(time.time() * 1000)
-            per_stream: list[list[tuple[int, str]]] = [[] for _ in streams]
-            for i in range(n, due):
-                per_stream[i % 3].append((now, audit_event(i, now, pad=pad)))
-                put_ms[i] = now
-            for stream, events in zip(streams, per_stream, strict=True):
-                if events:
-                    put_events(client, group, stream, events)
-            n = due
+            for c in range(clusters):
+                due = int((mono - began) * rate)
+                per_stream: list[list[tuple[int, str]]] = [[] for _ in streams]
+                for i in range(due_per[c], due):
+                    per_stream[i % 3].append((now, audit_event(n, now, pad=pad)))
+                    put_ms[n] = now
+                    n += 1
+                due_per[c] = due
+                for stream, events in zip(streams, per_stream, strict=True):
+                    if events:
+                        put_events(client, groups[c], stream, events)
+            for k in range(idle):
+                if mono >= idle_next[k]:
+                    idle_next[k] += idle_every
+                    put_ms[n] = now
+                    put_events(
+                        client, groups[clusters + k], streams[n % 3], [(now, audit_event(n, now, pad=pad))]
+                    )
+                    n += 1
             written[0] = n
             stop.wait(tick)
 
@@ -182,7 +214,10 @@ def steady(
         reads = ReadParams.derive(lookback, polling)
         if overlap_ms is not None:
             reads = dataclasses.replace(reads, overlap_ms=overlap_ms)
-        source = open_cloudwatch(cluster, config, tuning=Tuning(page_limit=page_limit(size), reads=reads))
+        source = open_cloudwatch(
+            ",".join(names), config, tuning=Tuning(page_limit=page_limit(size), reads=reads)
+        )
+        opened = source.metrics()  # open checks each group with 2 calls: not part of the steady state
         thread = threading.Thread(target=writer, daemon=True)
         thread.start()
         got: set[str] = set()
@@ -201,10 +236,14 @@ def steady(
                     if time.monotonic() - began > 2 * polling + 10 and n in put_ms:
                         lags.append((now - put_ms[n]) / 1000)
             metrics = source.metrics()
+            lag_max = max(metrics.get("poll_lag_seconds", 0.0), 0.0)
         finally:
             stop.set()
             thread.join()
             source.close()
+        for name, value in opened.items():
+            if name.startswith("api_calls"):
+                metrics[name] -= value
         ckpt = sum(os.path.getsize(p) for p in (checkpoint, checkpoint + ".journal") if os.path.exists(p))
     elapsed = time.monotonic() - began
     delivered = int(metrics["events"])
@@ -214,17 +253,39 @@ def steady(
     lags.sort()
     p50 = lags[len(lags) // 2] if lags else float("nan")
     p99 = lags[int(len(lags) * 0.99)] if lags else float("nan")
+    polls = len(groups) * elapsed / polling
+    by_op = _by_operation(metrics)
+    done = int(metrics.get("polls", 0)) - int(opened.get("polls", 0))
+    shares = ", ".join(
+        f"{op} {n / elapsed:.2f}/s = {100 * n / elapsed / QUOTAS[op]:.0f}% of quota"
+        for op, n in sorted(_by_operation(metrics).items())
+    )
     print(
-        f"steady {rate} events/s x {seconds:.0f}s of {size} bytes, 3 streams, lookback {lookback}s, "
-        f"polling {polling}s, overlap {reads.overlap_ms}ms, page limit {page_limit(size)}:\n"
+        f"steady {clusters} x {rate} events/s (+{idle} idle, one event per {idle_every:.0f}s) x "
+        f"{seconds:.0f}s "
+        f"of {size} bytes, 3 streams each, lookback {lookback}s, polling {polling}s, overlap "
+        f"{reads.overlap_ms}ms, page limit {page_limit(size)}:\n"
         f"  delivered {delivered}/{written[0]} (lost {written[0] - len(got)}, duplicated {dups}), "
         f"read amplification {read / max(delivered, 1):.3f}\n"
         f"  API calls {calls}: {1000 * calls / max(delivered, 1):.2f} per 1,000 events, "
         f"{calls / elapsed:.2f}/s {per_op or ''}; throttles {int(metrics['throttles'])}\n"
+        f"  per operation: {shares}; calls per log group per polling_interval {calls / polls:.2f}\n"
+        f"  {done} polls ({done / polls:.2f} per log group per polling_interval): "
+        f"{by_op.get('FilterLogEvents', 0) / max(done, 1):.2f} FilterLogEvents and "
+        f"{by_op.get('DescribeLogStreams', 0) / max(done, 1):.2f} DescribeLogStreams calls per poll\n"
         f"  lag put -> delivered: median {p50:.1f}s, p99 {p99:.1f}s, max {lags[-1] if lags else 0:.1f}s; "
-        f"checkpoint file {ckpt} bytes",
+        f"poll_lag_seconds at the end {lag_max:.1f}; checkpoint file {ckpt} bytes",
         flush=True,
     )
+
+
+def _by_operation(metrics: dict[str, int | float]) -> dict[str, int]:
+    names = {
+        "api_calls_filter_log_events": "FilterLogEvents",
+        "api_calls_describe_log_streams": "DescribeLogStreams",
+        "api_calls_get_log_events": "GetLogEvents",
+    }
+    return {op: int(metrics[k]) for k, op in names.items() if metrics.get(k)}
 
 
 def main() -> None:
@@ -239,6 +300,11 @@ def main() -> None:
     ap.add_argument("--lookback", type=int, default=600, help="steady-state lookback (default: plugin's)")
     ap.add_argument("--polling", type=int, default=5, help="steady-state polling_interval")
     ap.add_argument("--overlap-ms", type=int, default=None, help="steady-state per-stream overlap")
+    ap.add_argument(
+        "--clusters", type=int, default=1, help="steady-state: clusters writing RATE events/s each"
+    )
+    ap.add_argument("--idle", type=int, default=0, help="steady-state: quiet clusters besides")
+    ap.add_argument("--idle-every", type=float, default=60.0, help="seconds between a quiet cluster's events")
     args = ap.parse_args()
     os.environ.clear()
     os.environ.update(dummy_environ())
@@ -247,7 +313,18 @@ def main() -> None:
         client = logs_client(server.url)
         if args.steady:
             for rate in (int(r) for r in args.steady.split(",")):
-                steady(server.url, client, rate, args.seconds, args.lookback, args.polling, args.overlap_ms)
+                steady(
+                    server.url,
+                    client,
+                    rate,
+                    args.seconds,
+                    args.lookback,
+                    args.polling,
+                    args.overlap_ms,
+                    args.clusters,
+                    args.idle,
+                    args.idle_every,
+                )
             return
         group = "/aws/eks/bench/cluster"
         create_group(client, group, [STREAM])

@@ -34,6 +34,7 @@ from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.errors import OpenError
 
 __all__ = [
+    "QUOTAS",
     "CallPacer",
     "Cancelled",
     "ErrorClass",
@@ -231,9 +232,19 @@ def make_logs_client(
     )
 
 
+# Request quotas per account and Region (calls/s), each operation its own. `max_api_calls_per_second` is
+# the cap of a 5/s operation; an operation with another quota gets the same share of it.
+QUOTAS: dict[str, float] = {"FilterLogEvents": 5.0, "DescribeLogStreams": 5.0, "GetLogEvents": 25.0}
+_BASE_QUOTA = 5.0
+
+
 class CallPacer:
-    """Token bucket of capacity 1: consecutive API calls are at least 1/rate seconds apart (the
-    FilterLogEvents quota, ~5/s, is shared by the whole account, so bursts would only buy throttling)."""
+    """One token bucket of capacity 1 per operation: consecutive calls of an operation are at least
+    1/its rate apart. The quotas are per operation and shared by the whole account and Region, so a burst
+    would only buy throttling, and one operation's calls must not spend another's budget.
+
+    `rate` is the cap of an operation whose quota is 5/s (FilterLogEvents, DescribeLogStreams); others
+    get the same fraction of theirs (rate 2 = 40%: GetLogEvents would get 10/s)."""
 
     def __init__(
         self,
@@ -241,27 +252,35 @@ class CallPacer:
         stop: threading.Event,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._interval = 1.0 / rate
+        self.rate = rate
         self._stop = stop
         self._clock = clock
         self._lock = threading.Lock()
-        self._next = 0.0
+        self._next: dict[str, float] = {}
         self.calls = 0
         self.calls_by_operation: dict[str, int] = {}  # e.g. "FilterLogEvents" → requests sent
 
-    def acquire(self) -> None:
+    def rate_of(self, operation: str) -> float:
+        return self.rate * QUOTAS.get(operation, _BASE_QUOTA) / _BASE_QUOTA
+
+    def free_at(self, operation: str) -> float:
+        """The clock time from which a call of `operation` goes out without waiting."""
+        with self._lock:
+            return self._next.get(operation, 0.0)
+
+    def acquire(self, operation: str = "") -> None:
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
+            slot = max(now, self._next.get(operation, 0.0))
+            self._next[operation] = slot + 1.0 / self.rate_of(operation)
         delay = slot - now
         if self._stop.is_set() or (delay > 0 and self._stop.wait(delay)):
             raise Cancelled()
         self.calls += 1  # counted when sent; only the poller thread sends
 
     def before_send(self, event_name: str = "", **_: Any) -> None:
-        self.acquire()  # returning None lets botocore send the request
         operation = event_name.rsplit(".", 1)[-1]  # before-send.<service>.<Operation>
+        self.acquire(operation)  # returning None lets botocore send the request
         self.calls_by_operation[operation] = self.calls_by_operation.get(operation, 0) + 1
 
 

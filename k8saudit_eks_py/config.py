@@ -47,7 +47,13 @@ _SPEC: tuple[tuple[str, str, Any, str], ...] = (
         "How old (seconds) the first events of a stream found late may be and still be delivered.",
     ),
     ("checkpoint_file", "string", "", "File where the read position is kept across restarts."),
-    ("max_api_calls_per_second", "number", 2.0, "Cap on CloudWatch API calls per second (quota is 5/s)."),
+    (
+        "max_api_calls_per_second",
+        "number",
+        2.0,
+        "Cap on the calls per second of each CloudWatch Logs operation (FilterLogEvents, "
+        "DescribeLogStreams: 5/s quota each, per account and Region).",
+    ),
     (
         "coordination_table",
         "string",

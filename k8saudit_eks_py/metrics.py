@@ -29,6 +29,7 @@ __all__ = [
     "EVENTS_READ",
     "GAUGE",
     "GAUGES",
+    "GROUPS_BEHIND",
     "LAG_SECONDS",
     "LEASE_LOSSES",
     "LEASE_TAKEOVERS",
@@ -36,6 +37,8 @@ __all__ = [
     "METRICS",
     "MILLIS_BEHIND_LATEST",
     "OVERSIZE",
+    "POLLS",
+    "POLL_LAG_SECONDS",
     "QUEUE_BYTES",
     "QUEUE_DEPTH",
     "RESHARDS",
@@ -76,6 +79,7 @@ LEASE_TAKEOVERS = "lease_takeovers"  # units (log groups, shards) taken from ano
 LEASE_LOSSES = "lease_losses"  # units this replica lost (not renewed in time, or taken over)
 CHECKPOINT_WRITES_REJECTED = "checkpoint_writes_rejected"  # conditional writes refused (lease moved)
 RESHARDS = "reshards"  # closed Kinesis shards finished and replaced by their children
+POLLS = "polls"  # poll mode: log group polls completed (FilterLogEvents calls per poll = calls / polls)
 
 # Gauges: current values of the live instances.
 LAG_SECONDS = "lag_seconds"  # now - newest CloudWatch ingestion time delivered (max over instances)
@@ -84,6 +88,8 @@ QUEUE_BYTES = "queue_bytes"  # bytes of those events (sum over instances)
 UNITS_HELD = "units_held"  # work units (log groups, shards) this replica holds a lease on
 SHARDS_HELD = "shards_held"  # Kinesis shards being read
 MILLIS_BEHIND_LATEST = "millis_behind_latest"  # Kinesis lag: largest MillisBehindLatest over the shards
+POLL_LAG_SECONDS = "poll_lag_seconds"  # poll mode: largest time since a log group was last read up to now
+GROUPS_BEHIND = "groups_behind"  # poll mode: log groups read less often than their interval allows
 
 DESCRIPTIONS: dict[str, str] = {
     EVENTS: "audit events delivered to Falco",
@@ -109,12 +115,15 @@ DESCRIPTIONS: dict[str, str] = {
     LEASE_LOSSES: "leases lost (not renewed in time, or taken by another replica)",
     CHECKPOINT_WRITES_REJECTED: "checkpoint writes rejected because the lease had moved",
     RESHARDS: "closed Kinesis shards finished and handed over to their children",
+    POLLS: "poll mode: log group polls completed (FilterLogEvents calls per poll = calls / polls)",
     LAG_SECONDS: "seconds between now and the newest ingestion time delivered (max over instances)",
     QUEUE_DEPTH: "events fetched and waiting to be delivered",
     QUEUE_BYTES: "bytes of the events waiting to be delivered",
     UNITS_HELD: "log groups or shards this replica holds a lease on",
     SHARDS_HELD: "Kinesis shards being read",
     MILLIS_BEHIND_LATEST: "largest Kinesis MillisBehindLatest over the shards read",
+    POLL_LAG_SECONDS: "poll mode: largest number of seconds since a log group was last read up to now",
+    GROUPS_BEHIND: "poll mode: log groups polled late (more than their interval + 2 polling_interval)",
 }
 
 COUNTERS: tuple[str, ...] = (
@@ -141,6 +150,7 @@ COUNTERS: tuple[str, ...] = (
     LEASE_LOSSES,
     CHECKPOINT_WRITES_REJECTED,
     RESHARDS,
+    POLLS,
 )
 GAUGES: tuple[str, ...] = (
     LAG_SECONDS,
@@ -149,6 +159,8 @@ GAUGES: tuple[str, ...] = (
     UNITS_HELD,
     SHARDS_HELD,
     MILLIS_BEHIND_LATEST,
+    POLL_LAG_SECONDS,
+    GROUPS_BEHIND,
 )
 
 # Every metric in get_metrics order, with its kind.
@@ -158,7 +170,7 @@ METRICS: tuple[tuple[str, int], ...] = (
 )
 
 # How several live instances combine into one gauge value.
-_GAUGE_MAX = frozenset({LAG_SECONDS, MILLIS_BEHIND_LATEST})
+_GAUGE_MAX = frozenset({LAG_SECONDS, MILLIS_BEHIND_LATEST, POLL_LAG_SECONDS})
 
 
 def new_counters() -> dict[str, int | float]:

@@ -24,6 +24,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from k8saudit_eks_py.eks_names import region_problem
+from k8saudit_eks_py.poll_capacity import capacity_problem, events_served, groups_served
 from k8saudit_eks_py.preflight_coordination import coordination_results
 
 __all__ = [
@@ -75,6 +76,9 @@ class Options:
     max_pages: int = 20  # FilterLogEvents pages read at most while looking for them
     coordination_table: str = ""  # checked (exists, key schema, IAM actions) when set
     coordination_endpoint_url: str = ""
+    log_groups: int = 1  # clusters one Falco reads in poll mode (the capacity check)
+    polling_interval: float = 5.0
+    max_api_calls_per_second: float = 2.0
 
 
 def _command(*argv: str) -> str:
@@ -406,7 +410,24 @@ def run_checks(
     _check_recent_events(ctx, group_exists, clock)
     if options.coordination_table:
         _check_coordination(ctx)
+    _check_capacity(ctx)
     return ctx.results
+
+
+def _check_capacity(ctx: _Context) -> None:
+    """A warning (no AWS call) when the clusters cannot all be polled often enough under the cap."""
+    o = ctx.options
+    problem = capacity_problem(o.log_groups, o.max_api_calls_per_second, o.polling_interval)
+    if problem:
+        served = groups_served(o.max_api_calls_per_second, o.polling_interval)
+        ctx.add(
+            f"poll mode capacity ({o.log_groups} log groups)",
+            WARN,
+            f"max_api_calls_per_second {o.max_api_calls_per_second:g} at polling_interval "
+            f"{o.polling_interval:g}s serves about {served} busy log groups and "
+            f"{events_served(o.max_api_calls_per_second):,} events/s",
+            problem,
+        )
 
 
 def _check_coordination(ctx: _Context) -> None:

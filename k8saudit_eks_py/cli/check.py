@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from k8saudit_eks_py.cli.options import DURATION_FORMAT, add_aws_options, positive_duration
+from k8saudit_eks_py.cli.options import DURATION_FORMAT, add_aws_options, positive_duration, positive_float
 from k8saudit_eks_py.eks_names import cluster_name_problem
 from k8saudit_eks_py.preflight import FAIL, PASS, SKIP, WARN, CheckResult, Options, run_checks
 
@@ -32,7 +32,22 @@ def add_parser(sub: Any) -> None:
         "--clusters",
         default="",
         metavar="CLUSTER[,CLUSTER...]",
-        help="kinesis://: clusters whose log group must have a subscription into the stream",
+        help="kinesis://: clusters whose log group must have a subscription into the stream; poll mode: "
+        "every cluster one Falco reads (its open_params), to check that they fit the API call cap",
+    )
+    p.add_argument(
+        "--polling-interval",
+        type=positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="poll mode: init_config polling_interval (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-api-calls-per-second",
+        type=positive_float,
+        default=2.0,
+        metavar="N",
+        help="poll mode: init_config max_api_calls_per_second (default %(default)s)",
     )
     p.add_argument(
         "--window",
@@ -95,6 +110,9 @@ def main(args: argparse.Namespace) -> int:
         window_seconds=args.window,
         coordination_table=args.coordination_table or "",
         coordination_endpoint_url=args.coordination_endpoint_url or "",
+        log_groups=len({args.cluster, *(c.strip() for c in args.clusters.split(",") if c.strip())}),
+        polling_interval=args.polling_interval,
+        max_api_calls_per_second=args.max_api_calls_per_second,
     )
     return _print(run_checks(options))
 

@@ -172,10 +172,13 @@ class Coordinator:
         """The source committed what Falco finished with (it does so before choosing the next batch's
         events): a draining unit with nothing left unsaved can be handed over now, without waiting for
         a period to pass."""
+        ready = False
         with self._lock:
             for unit, h in self._held.items():
-                if h.draining_since is not None and unit not in unsaved:
-                    h.saved_since_drain = True
+                if h.draining_since is not None and unit not in unsaved and not h.saved_since_drain:
+                    h.saved_since_drain = ready = True
+        if ready:
+            self._wake.set()  # hand it over now rather than at the next round
 
     def drop(self, unit: str, why: str) -> None:
         """Forget a unit whose lease moved (a rejected write or renewal)."""
@@ -312,14 +315,16 @@ class Coordinator:
             return self.table.renew(unit, self.me, current.counter)
 
     def _hand_over_drained(self) -> bool:
-        """A draining unit goes to the asker once its last batch is checkpointed (or one period passed)."""
+        """A draining unit goes to the asker once its last batch is checkpointed. A Falco that holds a batch
+        for a whole lease_duration (stuck) does not keep the unit here: it is handed over anyway, and that
+        one batch may be delivered again by the next holder."""
         ok = True
         with self._lock:
             ready = [
                 (u, h.handoff_to)
                 for u, h in self._held.items()
                 if h.draining_since is not None
-                and (h.saved_since_drain or self.clock() - h.draining_since >= self.interval)
+                and (h.saved_since_drain or self.clock() - h.draining_since >= self.lease_duration)
             ]
         for unit, to in ready:
             ok = self._release(unit, reason=f"handed over to {to}", to=to) and ok
@@ -409,7 +414,8 @@ class Coordinator:
             mine = len(self._held)
         if self._stop.is_set():
             return ok
-        decision = plan(self.me, mine, live, takeable, self._present)
+        leaving = [lease.handoff_to for lease in own if lease.owner == self.me and lease.handoff_to]
+        decision = plan(self.me, mine, live, takeable, self._present, leaving)
         for lease in decision.take:
             ok = self._take(lease) and ok
         if decision.steal is not None and decision.steal.handoff_to != self.me:

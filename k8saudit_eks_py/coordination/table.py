@@ -142,18 +142,19 @@ class LeaseTable:
     def request_handoff(self, lease: Lease, me: str) -> None:
         """Ask the live owner of `lease` to hand it over at its next renewal (the counter is left alone,
         so the owner keeps its lease, and its right to deliver, until it hands over). Conditional on the
-        request seen, too: of two replicas asking for one lease at once, one wins and the other asks for
-        another, instead of the later silently replacing the earlier."""
+        owner and on the request seen: of two replicas asking for one lease at once, one wins and the
+        other asks for another, instead of the later silently replacing the earlier. Not on the counter:
+        the owner renews every period, and rounds of equal periods keep their phase, so a request that
+        found the counter moved between the scan and the write would find it moved again every round."""
         self._update(
             lease.unit,
             UpdateExpression="SET #h = :me",
-            ConditionExpression="#o = :old AND #c = :counter AND "
+            ConditionExpression="#o = :old AND "
             + ("(attribute_not_exists(#h) OR #h = :seen)" if not lease.handoff_to else "#h = :seen"),
-            ExpressionAttributeNames={"#o": OWNER, "#c": COUNTER, "#h": HANDOFF_TO},
+            ExpressionAttributeNames={"#o": OWNER, "#h": HANDOFF_TO},
             ExpressionAttributeValues={
                 ":me": {"S": me},
                 ":old": {"S": lease.owner},
-                ":counter": {"N": str(lease.counter)},
                 ":seen": {"S": lease.handoff_to},
             },
         )

@@ -1,13 +1,20 @@
 """CloudWatch Logs source: EKS cluster names → one work unit per log group → a poller thread → a bounded
 queue → next_batch.
 
-Each poll of a unit lists its streams (DescribeLogStreams: the most recently written ones each poll, all of
-them by name every `full_list_every_s` and at start), then reads the streams streams.py plans with
-FilterLogEvents + logStreamNames, each from its own position. Events are shaped (truncation.py) and queued in
-the order read; the poller blocks while the queue is full (buffer_size events AND buffer_bytes). The units a
-batch touched are saved to the checkpoint store when Falco asks for the next batch (or at close), so a
-restart resumes each stream right after the events Falco finished with. Every run-time failure is retried
-with jittered backoff; only open fails.
+A poll of a unit is one FilterLogEvents over the audit prefix from the group's common position (new and
+revived streams show up in it), plus a read by logStreamNames for a stream that lags, each from its own
+position (streams.py plans them). Listing the streams (DescribeLogStreams: the most recently written every
+`list_every_s`, all of them every `full_list_every_s` and at start) runs beside the polls, for streams
+whose events all arrive behind the common position. Each operation is paced against its own quota
+(aws.CallPacer); the poller picks, among the calls whose slot is free, the one due the longest (oldest
+first: no unit starves), and a unit whose polls find nothing is polled less often (up to
+`quiet_max_polls` × polling_interval), so quiet groups leave the calls to busy ones. How far behind each
+group is gets reported (metrics poll_lag_seconds, groups_behind; a rate-limited log line).
+
+Events are shaped (truncation.py) and queued in the order read; the poller blocks while the queue is full
+(buffer_size events AND buffer_bytes). The units a batch touched are saved to the checkpoint store when
+Falco asks for the next batch (or at close), so a restart resumes each stream right after the events Falco
+finished with. Every run-time failure is retried with jittered backoff; only open fails.
 
 Units can be added and removed while the source runs (`add_unit`, `remove_unit`): open() adds one per
 cluster; with coordination_table set, open() adds none and the log groups follow this replica's leases
@@ -26,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from k8saudit_eks_py import aws, log, metrics
+from k8saudit_eks_py import aws, log, metrics, poll_capacity
 from k8saudit_eks_py.checkpoint_store import CheckpointStore, FileStore, MemoryStore, UnitState
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination import CheckpointRejected
@@ -58,6 +65,8 @@ class Tuning:
     page_limit: int | None = None  # None: the service maximum (10,000 events or 1 MB)
     reads: ReadParams | None = None  # None: derived from lookback and polling_interval
     full_list_every_s: float = 300.0  # complete stream listing (the safety net for lastEventTimestamp)
+    list_every_s: float = 60.0  # listing of the most recently written streams (streams arriving late)
+    quiet_max_polls: int = 6  # a group whose polls find nothing is polled at most this much less often
     preflight_attempts: int = 3
     close_timeout_s: float = 10.0
     log_every_s: float = 30.0
@@ -137,6 +146,7 @@ def open_cloudwatch(
     except BaseException:
         source.close(snapshot=False)
         raise
+    source.tell_capacity(len(groups))
     source.start()
     return source
 
@@ -167,7 +177,8 @@ class _Queued(NamedTuple):
 
 @dataclass(slots=True)
 class _Step:
-    """One paginated API call sequence of a poll: list recent streams, list all streams, or a read."""
+    """One paginated API call sequence: list recent streams, list all streams (the listing track), or a
+    read of a poll (the poll track)."""
 
     kind: str  # "recent" | "all" | "read"
     read: Read | None = None
@@ -183,12 +194,18 @@ class _Unit:
     log_group: str
     request: dict[str, str]
     positions: GroupPositions
-    steps: deque[_Step] = field(default_factory=deque)
+    steps: deque[_Step] = field(default_factory=deque)  # the reads of the current poll
+    listing: _Step | None = None  # the stream listing in progress
     poll_ms: int = 0  # now_ms when the current poll began
     poll_began: float = 0.0  # monotonic, same moment
-    due: float = 0.0
+    due: float = 0.0  # next call of the poll track
+    list_due: float = 0.0  # next call of the listing track
     failures: int = 0
     next_full_list: float = 0.0
+    # monotonic start of the last poll that finished: the group is read up to it
+    read_up_to: float = field(default_factory=time.monotonic)
+    interval: float = 0.0  # seconds between polls now (longer while the group is quiet)
+    poll_found: int = 0  # new events the current poll found
     first_delivered: bool = False
     removed: bool = False
 
@@ -206,6 +223,7 @@ _COUNTERS = (
     metrics.TRUNCATED_RECOVERED,
     metrics.OVERSIZE,
     metrics.MALFORMED,
+    metrics.POLLS,
 )
 
 
@@ -241,6 +259,8 @@ class CloudWatchSource:
         self._pending: dict[str, UnitState] = {}
         self._cluster_map_cap = max(_CLUSTER_MAP_MIN, 4 * config.buffer_size)
         self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop)
+        self._groups_behind = 0
+        self._next_lag_check = 0.0
         try:
             self._client: Any = self._new_client()
         except Exception as exc:
@@ -340,6 +360,14 @@ class CloudWatchSource:
             f"{_iso(positions.new_floor())} ({origin})"
         )
 
+    def tell_capacity(self, groups: int) -> None:
+        """Warn when `groups` log groups cannot all be polled often enough under the cap."""
+        problem = poll_capacity.capacity_problem(
+            groups, self.config.max_api_calls_per_second, self.config.polling_interval
+        )
+        if problem:
+            log.warning(f"open: {problem}")
+
     def remove_unit(self, key: str) -> None:
         """Stop reading a unit now: its queued events that next_batch has not returned are dropped (the
         next reader of the unit finds them again from its saved state)."""
@@ -373,48 +401,97 @@ class CloudWatchSource:
     def _run(self) -> None:
         while not self._stop.is_set():
             with self._cond:
-                unit = min(self._units.values(), key=lambda u: u.due, default=None)
-            if unit is None:
+                job = self._next_job()
+            if job is None:
                 self._stop.wait(0.2)
                 continue
-            wait = unit.due - time.monotonic()
+            at, unit, listing = job
+            wait = at - time.monotonic()
             if wait > 0:
                 self._stop.wait(min(wait, 0.5))  # short: a unit added meanwhile may be due sooner
                 continue
             try:
-                self._step(unit)
+                if listing:
+                    self._list_step(unit)
+                else:
+                    self._step(unit)
             except aws.Cancelled:
                 break
             except Exception as exc:  # a bug must not end the stream: report, back off, go on
                 self._counters[metrics.ERRORS] += 1
                 delay = self._backoff(unit.failures)
                 unit.failures += 1
-                unit.due = time.monotonic() + delay
+                unit.due = unit.list_due = time.monotonic() + delay
                 unit.steps.clear()
+                unit.listing = None
                 _log(f"internal error polling {unit.log_group}: {exc!r}; retry in {delay:.1f}s", "internal")
+            self._report_lag()
+
+    def _next_job(self) -> tuple[float, _Unit, bool] | None:
+        """The call to make next: the soonest one whose operation's slot is free, and among those the one
+        due the longest (the pacer's slots, not the order of units, decide when a call goes)."""
+        reads = self._pacer.free_at("FilterLogEvents")
+        lists = self._pacer.free_at("DescribeLogStreams")
+        best: tuple[float, float, _Unit, bool] | None = None
+        for u in self._units.values():
+            for due, free, listing in ((u.due, reads, False), (u.list_due, lists, True)):
+                key = (max(due, free), due, u, listing)
+                if best is None or key[:2] < best[:2]:
+                    best = key
+        return None if best is None else (best[0], best[2], best[3])
+
+    def _report_lag(self) -> None:
+        """Once a second: count the groups polled later than their interval allows; name them in a
+        rate-limited line (they are waiting for their share of the calls)."""
+        now = time.monotonic()
+        if now < self._next_lag_check:
+            return
+        self._next_lag_check = now + 1.0
+        poll = float(max(self.config.polling_interval, 1))
+        with self._cond:
+            behind = sorted(
+                ((now - u.read_up_to, u) for u in self._units.values() if self._late(u, now, poll)),
+                key=lambda pair: pair[0],
+                reverse=True,
+            )
+        self._groups_behind = len(behind)
+        if behind:
+            worst = ", ".join(f"{u.log_group} {lag:.0f}s" for lag, u in behind[:3])
+            hint = poll_capacity.capacity_problem(
+                len(self._units), self.config.max_api_calls_per_second, poll
+            )
+            _log(
+                f"poll mode behind: {len(behind)} of {len(self._units)} log groups last read up to more "
+                f"than {3 * poll:.0f}s ago (worst: {worst}); "
+                + (hint or "the FilterLogEvents cap is spent on catching up (backlog or failures)"),
+                "behind",
+            )
+
+    def _late(self, u: _Unit, now: float, poll: float) -> bool:
+        return now - u.read_up_to > max(u.interval, poll) + 2 * poll
+
+    def group_lags(self) -> dict[str, float]:
+        """Seconds since each log group was last read up to now (its poll lag)."""
+        now = time.monotonic()
+        with self._cond:
+            return {u.log_group: now - u.read_up_to for u in self._units.values()}
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(self.tuning.backoff_max_s, self.tuning.backoff_min_s * 2 ** min(failures, 30))
         return ceiling * random.uniform(0.5, 1.0)
-
-    def _begin_poll(self, u: _Unit) -> None:
-        u.poll_ms = self._now_ms()
-        u.poll_began = time.monotonic()
-        if u.poll_began >= u.next_full_list:
-            u.next_full_list = u.poll_began + self.tuning.full_list_every_s
-            u.steps.append(_Step("all"))
-        else:
-            u.steps.append(_Step("recent"))
 
     def _call(self, u: _Unit, step: _Step) -> dict[str, Any]:
         request: dict[str, Any] = dict(u.request)
         if step.token:
             request["nextToken"] = step.token
         if step.kind == "read":
-            assert step.read is not None
-            request.update(
-                startTime=step.read.start, endTime=step.read.end, logStreamNames=list(step.read.names)
-            )
+            read = step.read
+            assert read is not None
+            request.update(startTime=read.start, endTime=read.end)
+            if not read.prefix:
+                request["logStreamNames"] = list(read.names)
+            elif self.config.log_stream_prefix:
+                request["logStreamNamePrefix"] = self.config.log_stream_prefix
             if self.config.filter_pattern:
                 request["filterPattern"] = self.config.filter_pattern
             if self.tuning.page_limit:
@@ -435,49 +512,87 @@ class CloudWatchSource:
             raise IncompleteResponse("200 response without a logStreams list")
         return dict(page)
 
-    def _step(self, u: _Unit) -> None:
-        """One API call of unit `u`'s current poll."""
-        if not u.steps:
-            self._begin_poll(u)
-        step = u.steps[0]
+    def _attempt(self, u: _Unit, step: _Step) -> dict[str, Any] | None:
+        """One call of `step`; None when it failed (backed off) or the unit went away meanwhile."""
         try:
             page = self._call(u, step)
         except aws.Cancelled:
             raise
         except Exception as exc:
             self._failed(u, step, exc)
-            return
+            return None
         if u.removed:
-            return
+            return None
         if u.failures:
             _log(f"{u.log_group}: CloudWatch Logs calls work again after {u.failures} failures", "recovered")
         u.failures = 0
-        if step.kind == "read":
-            self._take(u, step, page["events"])
-        else:
-            self._listed(u, step, page["logStreams"])
+        return page
+
+    def _step(self, u: _Unit) -> None:
+        """One FilterLogEvents call of unit `u`'s current poll."""
+        if not u.steps:
+            u.poll_ms = self._now_ms()
+            u.poll_began = time.monotonic()
+            u.poll_found = 0
+            with self._cond:
+                u.steps.extend(_Step("read", read) for read in u.positions.plan(u.poll_ms, discover=True))
+        step = u.steps[0]
+        page = self._attempt(u, step)
+        if page is None:
+            return
+        self._take(u, step, page["events"])
         token = page.get("nextToken")
-        # An empty page with a token only means "the service stopped early; continue". The recent
-        # listing reads only its first page: the most recently written streams.
-        if token and step.kind != "recent":
+        if token:  # an empty page with a token only means "the service stopped early; continue"
             step.token = token
             u.due = time.monotonic()
             return
         u.steps.popleft()
         with self._cond:
-            if step.kind == "read":
-                assert step.read is not None
-                u.positions.finished(step.read, step.found)
+            assert step.read is not None
+            u.positions.finished(step.read, step.found)
+            u.poll_found += sum(step.found.values())
+            if u.steps:
+                u.due = time.monotonic()
+                return
+            u.positions.followed(u.poll_ms)
+            u.read_up_to = u.poll_began
+            self._counters[metrics.POLLS] += 1
+            poll = float(self.config.polling_interval)
+            if u.poll_found or u.positions.wants_read():
+                u.interval = poll
+            else:  # quiet: back off, so that busy groups get the calls
+                u.interval = min(max(u.interval, poll) * 2, poll * self.tuning.quiet_max_polls)
+        u.due = max(time.monotonic(), u.poll_began + u.interval)
+
+    def _list_step(self, u: _Unit) -> None:
+        """One DescribeLogStreams call of unit `u`'s listing track."""
+        if u.listing is None:
+            now = time.monotonic()
+            if now >= u.next_full_list:
+                u.next_full_list = now + self.tuning.full_list_every_s
+                u.listing = _Step("all")
             else:
-                if step.kind == "all":
-                    u.positions.listed_completely(step.names)
-                u.steps.extend(_Step("read", read) for read in u.positions.plan(u.poll_ms))
-            if not u.steps:
-                u.positions.followed(u.poll_ms)
-        if u.steps:
-            u.due = time.monotonic()
-        else:
-            u.due = max(time.monotonic(), u.poll_began + self.config.polling_interval)
+                u.listing = _Step("recent")
+        step = u.listing
+        page = self._attempt(u, step)
+        if page is None:
+            return
+        self._listed(u, step, page["logStreams"])
+        token = page.get("nextToken")
+        # The recent listing reads only its first page: the most recently written streams.
+        if token and step.kind != "recent":
+            step.token = token
+            u.list_due = time.monotonic()
+            return
+        u.listing = None
+        with self._cond:
+            if step.kind == "all":
+                u.positions.listed_completely(step.names)
+            moved = u.positions.wants_read()
+        now = time.monotonic()
+        u.list_due = now + self.tuning.list_every_s
+        if moved and not u.steps and u.interval > self.config.polling_interval:
+            u.due = min(u.due, now)  # a quiet group with a stream that moved: poll it now
 
     def _listed(self, u: _Unit, step: _Step, streams: list[dict[str, Any]]) -> None:
         prefix = self.config.log_stream_prefix
@@ -500,8 +615,11 @@ class CloudWatchSource:
                 self._counters[metrics.MALFORMED] += 1
                 _log(f"{u.log_group}: event without eventId/timestamp/logStreamName skipped", "noid")
                 continue
+            if not stream.startswith(self.config.log_stream_prefix):
+                continue  # another kind of stream (a prefix read where the prefix is not applied)
             with self._cond:
-                new = u.positions.accept(stream, event_id, ts_ms)
+                assert step.read is not None
+                new = u.positions.take(step.read, stream, event_id, ts_ms)
             if not new:
                 self._counters[metrics.DUPLICATES_SUPPRESSED] += 1
                 continue
@@ -557,7 +675,10 @@ class CloudWatchSource:
         self._counters[metrics.RETRIES] += 1
         delay = self._backoff(u.failures)
         u.failures += 1
-        u.due = time.monotonic() + delay
+        if step.kind == "read":
+            u.due = time.monotonic() + delay
+        else:
+            u.list_due = time.monotonic() + delay
         hint = ""
         if kind == "credentials":
             hint = "; refreshing credentials"
@@ -577,6 +698,8 @@ class CloudWatchSource:
                 # A stream gone (deleted, expired) fails the read: list the streams again, then read.
                 u.steps.clear()
                 u.next_full_list = 0.0
+                u.listing = None
+                u.list_due = time.monotonic()
         _log(
             f"{u.log_group}: {operation} failed: {aws.describe(exc)}{hint}; retry {u.failures} in "
             f"{delay:.1f}s",
@@ -710,6 +833,8 @@ class CloudWatchSource:
         out[metrics.LAG_SECONDS] = max(self._lag(), 0.0)
         out[metrics.QUEUE_DEPTH] = len(self._queue)
         out[metrics.QUEUE_BYTES] = self._queue_bytes
+        out[metrics.POLL_LAG_SECONDS] = max(self.group_lags().values(), default=0.0)
+        out[metrics.GROUPS_BEHIND] = self._groups_behind
         if self._leases is not None:
             out.update(self._leases.coordinator.metrics())
             out[metrics.API_CALLS] += int(out.get(metrics.CALLS_DYNAMODB, 0))

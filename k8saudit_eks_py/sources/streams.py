@@ -12,6 +12,14 @@ max(origin, front − lookback): `origin` is the group's first start minus `shif
 was last followed up to. `lookback` keeps its meaning: how late an event may become visible and still be
 delivered.
 
+Discovery (`plan(now, discover=True)`, what the source uses): the read of the streams at the group's common
+position asks for every stream of the audit prefix rather than for names, so a stream that appears or
+revives with events from that position on shows up in the one call a poll costs. Its events are taken there
+only when the read covers everything the stream still needs (its floor is at or after the read's start);
+otherwise the stream is marked moved and gets a read of its own from its floor next poll. Streams whose
+events arrive entirely behind that position are found by the source's periodic listing, as before. A read
+that the prefix read could absorb for a few re-read events (a quiet group's idle streams) is merged into it.
+
 The checkpoint (`state()`) holds, per stream, the newest delivered timestamp and the eventIds delivered at
 exactly that millisecond, plus origin and front: a few hundred bytes per stream whatever the event rate.
 Streams idle for `retire_ms` leave it, and at most `max_streams` are kept.
@@ -43,6 +51,7 @@ class ReadParams:
     idle_every_ms: int  # streams with nothing new are still read this often (lastEventTimestamp may lag)
     retire_ms: int  # streams idle this long are read only when DescribeLogStreams says they moved
     max_streams: int = 100  # streams kept in the checkpoint at most (the newest)
+    merge_events: int = 100  # a read merges into the prefix read when that re-reads at most this many
 
     @staticmethod
     def derive(lookback_s: float, polling_interval_s: float) -> ReadParams:
@@ -59,11 +68,14 @@ class ReadParams:
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """One paginated FilterLogEvents over `names` from `start` to `end` (ms, both inclusive)."""
+    """One paginated FilterLogEvents over `names` from `start` to `end` (ms, both inclusive). With
+    `prefix`, the request names no streams but the audit prefix: `names` are then the streams it covers
+    (their floor is at or after `start`), and events of other streams are judged by `take`."""
 
     names: tuple[str, ...]
     start: int
     end: int
+    prefix: bool = False
 
 
 @dataclass(slots=True)
@@ -100,6 +112,9 @@ class GroupPositions:
                     str(name), ts, ts, dict.fromkeys(done, ts), True, ts, done, 0, self.front
                 )
         self._last_idle_read = -(1 << 62)
+        self._accepted = 0  # events accepted since the last followed()
+        self._followed_ms: int | None = None
+        self.rate_per_ms: float | None = None  # events accepted per ms of the group, None: not measured
         legacy = state.get(LEGACY_IDS) if state is not None else None
         # eventIds an earlier release delivered after its horizon (kept until the first complete poll)
         self.legacy: dict[str, int] | None = (
@@ -158,9 +173,11 @@ class GroupPositions:
     def _retired(self, s: StreamPosition, now_ms: int) -> bool:
         return not s.moved and (s.dormant or self.floor_of(s) < now_ms - self.params.retire_ms)
 
-    def plan(self, now_ms: int) -> list[Read]:
+    def plan(self, now_ms: int, discover: bool = False) -> list[Read]:
         """The reads of one poll. Streams that may have something new are read every poll; the others
-        every `idle_every_ms` (or for free when their start is within a read already planned)."""
+        every `idle_every_ms` (or for free when their start is within a read already planned). With
+        `discover`, the first read (the newest positions) is a prefix read, made even when no stream is
+        due, and later reads are merged into it when that costs few re-read events."""
         p = self.params
         idle_round = now_ms - self._last_idle_read >= p.idle_every_ms
         if idle_round:
@@ -179,6 +196,8 @@ class GroupPositions:
                 groups[-1].append(s)
             else:
                 groups.append([s])
+        if discover:
+            return self._plan_discovering(now_ms, groups, live)
         reads: list[Read] = []
         for members in groups:
             start = min(self.floor_of(s) for s in members)
@@ -191,6 +210,52 @@ class GroupPositions:
                     rest.remove(s)
             reads.append(Read(tuple(s.name for s in members), start, max(start, now_ms)))
         return reads
+
+    def _plan_discovering(
+        self, now_ms: int, groups: list[list[StreamPosition]], live: list[StreamPosition]
+    ) -> list[Read]:
+        # Reads that may merge into the prefix read: the due groups (read separately otherwise) and, when
+        # nothing is due, the quiet streams behind the newest one (left for their idle round otherwise).
+        optional: list[list[StreamPosition]] = []
+        if not groups:
+            ordered = sorted(live, key=self.floor_of, reverse=True)
+            groups, optional = [ordered[:1]] if ordered else [], [[s] for s in ordered[1:]]
+        if groups:
+            head = min(self.floor_of(s) for s in groups[0])
+        else:  # no live stream: ask only for what is newer than the newest position
+            head = max((self.floor_of(s) for s in self.streams.values()), default=self.new_floor())
+        start = head
+        separate: list[list[StreamPosition]] = []
+        candidates = [(g, True) for g in groups[1:]] + [(g, False) for g in optional]
+        for members, must in candidates:
+            own = min(self.floor_of(s) for s in members)
+            if self.rate_per_ms is not None and self.rate_per_ms * (head - own) <= self.params.merge_events:
+                start = min(start, own)
+            elif must:
+                separate.append(members)
+        covered = tuple(s.name for s in self.streams.values() if self.floor_of(s) >= start)
+        reads = [Read(covered, start, max(start, now_ms), prefix=True)]
+        for members in separate:
+            own = min(self.floor_of(s) for s in members)
+            if own < start:  # otherwise the prefix read covers them all
+                reads.append(Read(tuple(s.name for s in members), own, max(own, now_ms)))
+        return reads
+
+    def take(self, read: Read, name: str, event_id: str, ts_ms: int) -> bool:
+        """`accept` for an event a read returned. A prefix read returns every stream's events: a stream
+        it does not cover (new, revived, or lagging) is marked to be read from its own floor instead."""
+        if read.prefix:
+            s = self.streams.get(name)
+            if s is None:
+                self.found(name)
+                s = self.streams[name]
+            if self.floor_of(s) < read.start:
+                s.moved = True
+                s.dormant = False
+                return False
+        elif name not in read.names:
+            return False
+        return self.accept(name, event_id, ts_ms)
 
     def accept(self, name: str, event_id: str, ts_ms: int) -> bool:
         """True the first time an event of a known stream is read at or after the stream's floor."""
@@ -207,6 +272,7 @@ class GroupPositions:
                 self.delivered(name, event_id, ts_ms)
             return False
         s.moved = True
+        self._accepted += 1
         s.dormant = False  # it came back: from now on a quiet stream like the others
         self._advance(s, ts_ms)
         return True
@@ -225,7 +291,7 @@ class GroupPositions:
 
     def finished(self, read: Read, found: Mapping[str, int]) -> None:
         """The read was paginated to its end; `found` counts the new events per stream."""
-        for name in read.names:
+        for name in {*read.names, *found}:
             s = self.streams.get(name)
             if s is None:
                 continue
@@ -236,7 +302,18 @@ class GroupPositions:
     def followed(self, poll_ms: int) -> None:
         """Every read of the poll that started at `poll_ms` finished."""
         self.front = max(self.front, poll_ms)
-        self.legacy = None  # every stream was read past the old horizon: the ids were met
+        # Every stream was read past the old horizon: the ids were met. (The first poll's prefix read
+        # starts at the horizon, where every stream not yet read starts: it covers them all.)
+        self.legacy = None
+        if self._followed_ms is not None and poll_ms > self._followed_ms:
+            rate = self._accepted / (poll_ms - self._followed_ms)
+            self.rate_per_ms = rate if self.rate_per_ms is None else (self.rate_per_ms + rate) / 2
+        self._followed_ms = poll_ms
+        self._accepted = 0
+
+    def wants_read(self) -> bool:
+        """Some stream may have something new (found, revived, listed as moved)."""
+        return any(s.moved and not s.dormant for s in self.streams.values())
 
     # ------------------------------------------------------------------------------------ delivery
 

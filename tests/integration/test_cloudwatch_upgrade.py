@@ -51,7 +51,7 @@ def test_a_version_1_checkpoint_file_resumes_without_loss_or_repeats(
     config = make_config(moto.url, checkpoint_file=str(path), shift=0)
     source = open_cloudwatch("upgraded", config, tuning=FAST)
     try:
-        got = audit_ids(read_until(source, 15, 20, settle=2.0))
+        got = audit_ids(read_until(source, 14, 20, settle=2.0))
     finally:
         source.close()
     expected = [f"a-{i}" for i in [*range(25, 30), *range(31, 40)]]

@@ -208,6 +208,7 @@ FAST = Tuning(
         lookback_ms=240_000, overlap_ms=2_000, together_ms=500, idle_every_ms=500, retire_ms=3_600_000
     ),
     preflight_attempts=2,
+    list_every_s=1.0,
     close_timeout_s=8.0,
     log_every_s=5.0,
 )

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from k8saudit_eks_py.coordination.balance import plan
+from k8saudit_eks_py.coordination.balance import Plan, plan
 from k8saudit_eks_py.coordination.lease import Lease
 from k8saudit_eks_py.coordination.replica import default_replica_id
 
@@ -55,6 +55,19 @@ def test_free_leases_are_taken_before_expired_ones_and_only_up_to_ceil() -> None
 def test_nothing_is_stolen_from_a_replica_within_bounds() -> None:
     live = [Lease("a", "r1", 1), Lease("b", "r1", 1), Lease("c", "r2", 1), Lease("d", "r2", 1)]
     assert plan("r0", 1, live, []).steal is None  # 2, 2, 1 for 5 over 3
+
+
+def test_a_lease_being_handed_over_counts_as_the_askers() -> None:
+    """r1 is handing b over to r2: r1 will hold one, r2 two, so r0 asks r2, not r1 (asking r1 too would
+    leave it with nothing, and it would ask back: hand-overs going round for ever)."""
+    live = [Lease("a", "r1", 1), Lease("b", "r1", 1, handoff_to="r2"), Lease("c", "r2", 1)]
+    decision = plan("r0", 0, live, [], present={"r1", "r2"})
+    assert decision.steal is not None and decision.steal.unit == "c"
+    # From r2's side: b is coming, so it holds two and asks for nothing; r1 gives b away and takes nothing.
+    assert (
+        plan("r2", 1, [Lease("a", "r1", 1), Lease("b", "r1", 1, handoff_to="r2")], [], {"r1", "r0"}) == Plan()
+    )
+    assert plan("r1", 2, [Lease("c", "r2", 1)], [], {"r0", "r2"}, leaving=["r2"]) == Plan()
 
 
 def test_replica_id_is_the_pod_name_or_hostname_plus_pid(monkeypatch: pytest.MonkeyPatch) -> None:

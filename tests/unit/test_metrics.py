@@ -34,12 +34,15 @@ def test_names_are_the_issue_list_once_each() -> None:
         "lease_losses",
         "checkpoint_writes_rejected",
         "reshards",
+        "polls",
         "lag_seconds",
         "queue_depth",
         "queue_bytes",
         "units_held",
         "shards_held",
         "millis_behind_latest",
+        "poll_lag_seconds",
+        "groups_behind",
     ]
     assert len(set(names)) == len(names)
     assert set(metrics.DESCRIPTIONS) == set(names)
@@ -50,6 +53,8 @@ def test_names_are_the_issue_list_once_each() -> None:
         "units_held",
         "shards_held",
         "millis_behind_latest",
+        "poll_lag_seconds",
+        "groups_behind",
     }
 
 

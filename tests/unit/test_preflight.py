@@ -286,3 +286,19 @@ def test_xml_error_bodies_are_understood() -> None:
     assert denied.status == FAIL
     assert denied.detail == "AccessDenied: not authorized to perform: logs:DescribeLogGroups"
     assert "logs:DescribeLogGroups" in denied.fix
+
+
+def test_more_clusters_than_the_cap_serves_is_a_warning_saying_what_to_change() -> None:
+    s = StubbedSession()
+    identity(s.stubs["sts"])
+    cluster(s.stubs["eks"], ["api", "audit"])
+    groups(s.stubs["logs"], [GROUP])
+    filter_page(s.stubs["logs"], [AUDIT])
+    options = Options(cluster="prod", log_groups=30, polling_interval=5, max_api_calls_per_second=2)
+    results = run_checks(options, session_factory=lambda **_: s, clock=lambda: NOW)
+    assert [r.status for r in results] == [PASS] * 8 + [WARN]
+    text = format_results(results)
+    assert "! poll mode capacity (30 log groups): max_api_calls_per_second 2 at polling_interval 5s " in text
+    assert "serves about 20 busy log groups and 1,400 events/s" in text
+    assert "Raise max_api_calls_per_second to 3.0" in text and "raise polling_interval to 8" in text
+    assert "stream mode" in text and text.endswith("all checks passed")

@@ -207,3 +207,106 @@ def test_derived_defaults() -> None:
         lookback_ms=600_000, overlap_ms=500, together_ms=500, idle_every_ms=15_000, retire_ms=3_600_000
     )
     assert ReadParams.derive(0, 0).idle_every_ms == 3_000
+
+
+# ------------------------------------------------------------------ discovery: one prefix read per poll
+
+
+def read_prefix(g: GroupPositions, read: Read, events: list[tuple[str, str, int]]) -> list[str]:
+    """Feed what a read returns (a prefix read: every stream's events in its range); return the ids
+    taken; finish the read."""
+    found: dict[str, int] = {}
+    taken = []
+    for name, eid, ts in events:
+        if (
+            read.start <= ts <= read.end
+            and (read.prefix or name in read.names)
+            and g.take(read, name, eid, ts)
+        ):
+            taken.append(eid)
+            found[name] = found.get(name, 0) + 1
+    g.finished(read, found)
+    return taken
+
+
+def poll(g: GroupPositions, now: int, events: list[tuple[str, str, int]]) -> tuple[list[Read], list[str]]:
+    reads = g.plan(now, discover=True)
+    taken = [eid for r in reads for eid in read_prefix(g, r, events)]
+    g.followed(now)
+    return reads, taken
+
+
+def test_first_start_needs_no_listing_new_streams_come_with_the_prefix_read() -> None:
+    g = fresh(shift_ms=60_000)
+    (read,) = g.plan(NOW, discover=True)
+    assert read == Read((), NOW - 60_000, NOW, prefix=True)
+    events = [("a", "a1", NOW - 30_000), ("b", "b1", NOW - 10)]
+    assert read_prefix(g, read, events) == ["a1", "b1"]
+    assert set(g.streams) == {"a", "b"}
+
+
+def test_a_new_stream_in_the_prefix_read_is_then_read_from_the_front_minus_lookback() -> None:
+    g = fresh()
+    events = [("a", f"a{i}", NOW + i * 10) for i in range(3_000)]  # 100 events/s
+    for i in range(4):  # steady state: one prefix read per poll
+        reads, _ = poll(g, NOW + i * 5_000, events)
+        assert len(reads) == 1 and reads[0].prefix
+    # A new API server's stream: events from 40 s ago (ingested late) up to now.
+    now = NOW + 20_000
+    new = [("b", f"b{i}", now - 40_000 + i * 10_000) for i in range(5)]
+    new += [("b", f"c{i}", now + i * 10) for i in range(1_000)]  # and from now on, like "a"
+    reads, taken = poll(g, now, events + new)
+    # b's range starts before the read: not taken here, but known now and marked to be read
+    assert not [t for t in taken if t.startswith("b")] and g.streams["b"].moved
+    reads, taken = poll(g, now + 5_000, events + new)
+    by_name = {n: r for r in reads for n in r.names}
+    assert not by_name["b"].prefix and by_name["b"].start == now - 60_000  # front - lookback
+    assert sorted(t for t in taken if t.startswith("b")) == [f"b{i}" for i in range(5)]
+    reads, taken = poll(g, now + 10_000, events + new)
+    assert len(reads) == 1 and set(reads[0].names) == {"a", "b"}  # together again
+
+
+def test_a_revived_stream_is_read_from_its_own_position_so_its_late_events_are_not_skipped() -> None:
+    g = fresh(shift_ms=600_000)
+    busy = [("busy", f"b{i}", NOW - 10_000 + i) for i in range(0, 40_000, 50)]  # 20 events/s
+    events = [("old", "o1", NOW - 500_000), *busy]
+    poll(g, NOW, events)
+    poll(g, NOW + 5_000, events)
+    poll(g, NOW + 10_000, events)
+    poll(g, NOW + 15_000, events)  # an idle round: "old" read on its own, nothing new
+    # "old" wakes up: an event now and one ingested late, between its position and the busy read's start.
+    later = [*events, ("old", "o2", NOW - 200_000), ("old", "o3", NOW + 14_000)]
+    reads, taken = poll(g, NOW + 20_000, later)
+    assert [r.prefix for r in reads] == [True] and "o3" not in taken and g.streams["old"].moved
+    reads, taken = poll(g, NOW + 25_000, later)
+    own = next(r for r in reads if "old" in r.names and not r.prefix)
+    assert own.start == NOW - 500_000 - PARAMS.overlap_ms
+    assert sorted(t for t in taken if t.startswith("o")) == ["o2", "o3"]
+
+
+def test_a_lagging_stream_of_a_busy_group_keeps_its_own_read_a_quiet_groups_merge_into_one() -> None:
+    busy = fresh(shift_ms=300_000)
+    dense = [("fast", f"f{i}", NOW - 20_000 + i) for i in range(0, 20_000, 20)]  # 50 events/s
+    poll(busy, NOW - 5_000, dense)
+    poll(busy, NOW, dense)
+    busy.found("slow")  # a listing finds a stream whose events are all behind the common position
+    reads, taken = poll(busy, NOW + 5_000, [*dense, ("slow", "s1", NOW - 50_000)])
+    assert [r.prefix for r in reads] == [True, False]  # merging would re-read ~a minute of "fast"
+    assert reads[1].names == ("slow",) and taken == ["s1"]
+    quiet = fresh(shift_ms=300_000)
+    sparse = [("a", "a1", NOW - 20_000), ("b", "b1", NOW - 120_000)]
+    poll(quiet, NOW - 5_000, sparse)
+    poll(quiet, NOW, sparse)
+    for t in range(NOW + 5_000, NOW + 40_000, 5_000):  # idle rounds included: one read each poll
+        reads, taken = poll(quiet, t, sparse)
+        assert len(reads) == 1 and reads[0].prefix and taken == []
+    assert reads[0].start <= NOW - 120_000  # covering both streams' positions
+
+
+def test_a_prefix_read_never_moves_a_stream_it_does_not_cover() -> None:
+    g = fresh(shift_ms=300_000)
+    poll(g, NOW, [("fast", "f1", NOW - 10), ("slow", "s1", NOW - 100_000)])
+    (head, *_) = g.plan(NOW + 5_000, discover=True)
+    assert head.prefix and "slow" not in head.names
+    assert not g.take(head, "slow", "s2", NOW + 4_000)  # would skip slow's events before head.start
+    assert g.streams["slow"].pos == NOW - 100_000 and g.streams["slow"].moved

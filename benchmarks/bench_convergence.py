@@ -11,23 +11,19 @@ was lost or repeated. Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+import _setup
 import orjson
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from k8saudit_eks_py import library_path
-from tests.support.host import Host, build_host
+from tests.support.host import Host
 from tests.support.host_procs import HostProc, Traffic, delivered, wait_until_delivered
 from tests.support.leases import new_table, owners
-from tests.support.moto_server import MotoServer, dummy_environ, moto_server
+from tests.support.moto_server import MotoServer
 
 
 def balanced(owner_of: dict[str, str], replicas: list[str], units: int) -> bool:
@@ -103,10 +99,9 @@ def main() -> None:
     parser.add_argument("--lease", type=int, default=3, help="lease_duration in seconds")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    os.environ.update(dummy_environ())
-    host = Host(build_host(), library_path())
+    host = _setup.c_host()
     times: list[float] = []
-    with moto_server() as moto, tempfile.TemporaryDirectory() as tmp:
+    with _setup.local_aws() as moto, tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             took = one_run(host, moto, args, run, Path(tmp))
             if took is not None:

@@ -13,12 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _setup
 
-from k8saudit_eks_py import library_path  # noqa: E402
-from tests.support.host import Host, build_host  # noqa: E402
-from tests.support.reference import REFERENCE, unpack  # noqa: E402
+from tests.support.reference import REFERENCE, unpack
 
 
 def main() -> int:
@@ -26,7 +23,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20, help="passes over the 400 events")
     parser.add_argument("--reference", type=Path, default=REFERENCE)
     args = parser.parse_args()
-    host = Host(build_host(), library_path())
+    host = _setup.c_host()
     with tempfile.TemporaryDirectory() as tmp:
         reference = unpack(Path(tmp) / "reference", args.reference)  # the host reads plain files
         events = reference / "audit-events-dev.jsonl"

@@ -13,21 +13,15 @@ lease_duration + one lease period (lease_duration/3) + one poll.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _setup
 import orjson
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from k8saudit_eks_py import library_path
-from tests.support.host import Host, build_host
 from tests.support.host_procs import HostProc, Traffic
 from tests.support.leases import new_table
-from tests.support.moto_server import dummy_environ, moto_server
 
 
 def main() -> None:
@@ -37,10 +31,9 @@ def main() -> None:
     parser.add_argument("--run", type=float, default=150.0, help="seconds each host runs")
     parser.add_argument("--kill-at", type=float, default=60.0, help="seconds after start of the kill -9")
     args = parser.parse_args()
-    os.environ.update(dummy_environ())
-    host = Host(build_host(), library_path())
+    host = _setup.c_host()
     clusters = [f"bench{i}" for i in range(3)]
-    with moto_server() as moto, tempfile.TemporaryDirectory() as tmp:
+    with _setup.local_aws() as moto, tempfile.TemporaryDirectory() as tmp:
         table = new_table(moto.url)
         config = orjson.dumps(
             {

@@ -10,21 +10,17 @@ Each schedule takes about a minute (24 s of faults, then quiescing and delivery 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _setup
 
-from k8saudit_eks_py import library_path
 from tests.support.fault_checks import check
 from tests.support.fault_run import run
 from tests.support.fault_schedule import generate
-from tests.support.host import Host, build_host
-from tests.support.moto_server import dummy_environ, moto_server
 
 
 def main() -> None:
@@ -36,11 +32,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
-    os.environ.update(dummy_environ())
-    host = Host(build_host(), library_path())
+    host = _setup.c_host()
     first = args.seed if args.seed is not None else random.randrange(1_000_000)
     failed = 0
-    with moto_server(aws_resharding=True) as moto, tempfile.TemporaryDirectory() as tmp:
+    with _setup.local_aws(aws_resharding=True) as moto, tempfile.TemporaryDirectory() as tmp:
         for seed in range(first, first + args.seeds):
             sched = generate(seed, args.mode, args.duration)
             started = time.monotonic()

@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import _setup  # noqa: F401 - the checkout on sys.path
+
 from k8saudit_eks_py import fields
 from tests.unit.golden_support import REFERENCE, Request, load_events, load_requests, load_stock_requests
 

@@ -10,17 +10,14 @@ lease_duration/3): the projection to the default lease_duration (20 s) is printe
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _setup
 
 from tests.support.leases import new_table, wait_for
-from tests.support.moto_server import dummy_environ, moto_server
 from tests.support.replica_procs import Replica
 
 
@@ -42,9 +39,8 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--steady", type=float, default=30.0, help="seconds of steady state measured")
     args = parser.parse_args()
-    os.environ.update(dummy_environ())
     units = [f"/aws/eks/c{i}/cluster" for i in range(3)]
-    with moto_server() as moto, tempfile.TemporaryDirectory() as tmp:
+    with _setup.local_aws() as moto, tempfile.TemporaryDirectory() as tmp:
         table = new_table(moto.url)
         replicas = [
             Replica(Path(tmp) / f"r{i}.jsonl", moto.url, table, f"r{i}", args.lease, units) for i in range(3)

@@ -24,26 +24,22 @@ import os
 import random
 import resource
 import statistics
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _setup
 
-from k8saudit_eks_py import library_path
 from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.cloudwatch import Tuning, open_cloudwatch
 from k8saudit_eks_py.sources.streams import ReadParams
-from tests.support.host import Host, build_host
 from tests.support.moto_server import (
     audit_event,
     audit_ids,
     create_group,
     dummy_environ,
     logs_client,
-    moto_server,
     put_events,
 )
 
@@ -84,7 +80,7 @@ def host_rate(url: str, cluster: str, want: int, cap: float) -> tuple[int, float
         requests = os.path.join(tmp, "requests.txt")
         with open(requests, "w") as f:
             f.write("ka.auditid\n")
-        host = Host(build_host(), library_path(), env=dummy_environ())
+        host = _setup.c_host(dummy_environ())
         start = time.perf_counter()
         result = host.run(
             "run",
@@ -306,10 +302,8 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=0, help="steady-state: quiet clusters besides")
     ap.add_argument("--idle-every", type=float, default=60.0, help="seconds between a quiet cluster's events")
     args = ap.parse_args()
-    os.environ.clear()
-    os.environ.update(dummy_environ())
 
-    with moto_server() as server:
+    with _setup.local_aws(clear_environ=True) as server:
         client = logs_client(server.url)
         if args.steady:
             for rate in (int(r) for r in args.steady.split(",")):

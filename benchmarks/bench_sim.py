@@ -15,6 +15,8 @@ import argparse
 import statistics
 import time
 
+import _setup  # noqa: F401 - the checkout on sys.path
+
 from tests.sim.converge import convergence
 from tests.sim.run import run_schedule
 

@@ -15,20 +15,17 @@ import gzip
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _setup
 
-from k8saudit_eks_py import library_path
 from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.kinesis import open_kinesis
-from tests.support.host import Host, build_host
-from tests.support.host_process import HostProcess
+from tests.support.host_procs import HostProc
 from tests.support.kinesis import client, create_stream, event_id, record_data, subscribe
 from tests.support.leases import new_table, owners, wait_for
 from tests.support.moto_server import (
@@ -37,7 +34,6 @@ from tests.support.moto_server import (
     create_group,
     dummy_environ,
     logs_client,
-    moto_server,
     put_events,
 )
 
@@ -86,7 +82,7 @@ def host_rate(url: str, stream: str, want: int) -> tuple[int, float]:
         requests = os.path.join(tmp, "requests.txt")
         with open(requests, "w") as f:
             f.write("ka.auditid\n")
-        host = Host(build_host(), library_path(), env=dummy_environ())
+        host = _setup.c_host(dummy_environ())
         start = time.perf_counter()
         result = host.run(
             "run",
@@ -163,7 +159,7 @@ def failover(url: str, lease_s: int) -> tuple[float, float] | None:
                 k.put_record(StreamName=stream, Data=data, PartitionKey="k", ExplicitHashKey=key)
                 n += 1
 
-    host = Host(build_host(), library_path())
+    host = _setup.c_host()
     with tempfile.TemporaryDirectory() as tmp:
         requests = os.path.join(tmp, "requests.txt")
         with open(requests, "w") as f:
@@ -182,8 +178,9 @@ def failover(url: str, lease_s: int) -> tuple[float, float] | None:
                     "region": "us-east-1",
                     "shift": 600,
                 }
-                procs[name] = HostProcess(
-                    host, Path(tmp) / f"{name}.jsonl", config, f"kinesis://{stream}", Path(requests)
+                procs[name] = HostProc(
+                    *(host, Path(tmp) / f"{name}.jsonl", config, f"kinesis://{stream}", requests),
+                    *("--flush", "--max-seconds", "120"),
                 )
             if not wait_for(lambda: sorted(owners(url, table).values()) == ["r0", "r1"], 6 * lease_s, 0.2):
                 return None
@@ -224,10 +221,8 @@ def main() -> None:
     ap.add_argument("--latency", type=int, default=20, help="events put one by one for the latency test")
     ap.add_argument("--failover-lease", type=int, default=20, help="lease_duration in the failover (0: skip)")
     args = ap.parse_args()
-    os.environ.clear()
-    os.environ.update(dummy_environ())
 
-    with moto_server() as server:
+    with _setup.local_aws(clear_environ=True) as server:
         create_stream(server.url, "bench", args.shards)
         start = time.perf_counter()
         size = fill(server.url, "bench", args.events, args.pad, args.per_record)

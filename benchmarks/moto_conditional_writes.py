@@ -9,16 +9,15 @@ DynamoDB), and prints the rounds where several takes succeeded. Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _setup
 
 from tests.support.conditional_race import race_takes
-from tests.support.moto_server import dummy_environ, free_port, moto_server
+from tests.support.moto_server import dummy_environ, free_port
 
 
 def plain_moto_url() -> tuple[subprocess.Popen[bytes], str]:
@@ -58,7 +57,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
-    with moto_server() as server:
+    with _setup.local_aws() as server:
         report("tests.support.moto_main", server.url, args.rounds, args.clients)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +13,16 @@ from k8saudit_eks_py import library_path
 from tests.support.host import Host, build_host, build_sanitized
 from tests.support.moto_server import moto  # noqa: F401 - a local CloudWatch Logs, one per module
 from tests.support.reference import unpack
+
+
+@pytest.fixture
+def started() -> Iterator[list[Any]]:
+    """What a test starts in the background (replicas, hosts, sources with a `stop()`), stopped at its end
+    even when the test fails."""
+    running: list[Any] = []
+    yield running
+    for item in running:
+        item.stop()
 
 
 @pytest.fixture(scope="session")

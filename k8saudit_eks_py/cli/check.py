@@ -6,9 +6,10 @@ import argparse
 import sys
 from typing import Any
 
+from k8saudit_eks_py.aws_setup.check_context import FAIL, PASS, SKIP, WARN, CheckResult, Options
+from k8saudit_eks_py.aws_setup.cluster_check import run_checks
 from k8saudit_eks_py.cli.options import DURATION_FORMAT, add_aws_options, positive_duration, positive_float
 from k8saudit_eks_py.eks_names import cluster_name_problem
-from k8saudit_eks_py.preflight import FAIL, PASS, SKIP, WARN, CheckResult, Options, run_checks
 
 __all__ = ["ASCII_MARKS", "add_parser", "format_results"]
 
@@ -126,7 +127,7 @@ def _print(results: list[CheckResult]) -> int:
 
 
 def _main_stream(args: argparse.Namespace) -> int:
-    from k8saudit_eks_py.preflight_stream import StreamOptions, run_stream_checks
+    from k8saudit_eks_py.aws_setup.stream_check import StreamOptions, run_stream_checks
 
     options = StreamOptions(
         stream=args.cluster[len("kinesis://") :],

@@ -9,8 +9,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError
 
 from k8saudit_eks_py.aws import describe, make_client, resolve_region
+from k8saudit_eks_py.aws_setup.lease_table_create import create_table
 from k8saudit_eks_py.config import PluginConfig
-from k8saudit_eks_py.coordination.table_setup import create_table
 from k8saudit_eks_py.errors import OpenError
 
 __all__ = ["add_parser", "main"]

@@ -7,7 +7,13 @@ import re
 import sys
 from typing import Any
 
-from k8saudit_eks_py.stream_setup import SetupError, SetupOptions, falco_yaml, reader_policy_for, setup_stream
+from k8saudit_eks_py.aws_setup.stream_create import (
+    SetupError,
+    SetupOptions,
+    falco_yaml,
+    reader_policy_for,
+    setup_stream,
+)
 
 __all__ = ["add_parser"]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from k8saudit_eks_py.aws import make_client
+from k8saudit_eks_py.aws_setup.lease_table_verify import verify_table
 from k8saudit_eks_py.checkpoint_store import UnitState
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination.coordinator import Coordinator
 from k8saudit_eks_py.coordination.replica import default_replica_id
 from k8saudit_eks_py.coordination.table import LeaseTable
-from k8saudit_eks_py.coordination.table_setup import verify_table
 
 __all__ = ["dynamodb_client", "start_coordinator"]
 

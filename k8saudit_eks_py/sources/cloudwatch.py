@@ -33,7 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from k8saudit_eks_py import aws, log, metrics, poll_capacity
+from k8saudit_eks_py import aws, log, metrics
+from k8saudit_eks_py.aws_setup import poll_capacity
 from k8saudit_eks_py.checkpoint_store import CheckpointStore, FileStore, MemoryStore, UnitState
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination import CheckpointRejected

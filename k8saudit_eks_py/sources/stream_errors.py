@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 
 from k8saudit_eks_py import aws
+from k8saudit_eks_py.aws_setup.iam_policies import reader_policy
 from k8saudit_eks_py.errors import OpenError
-from k8saudit_eks_py.stream_iam import reader_policy
 
 __all__ = ["StreamRef", "classify", "open_failure", "parse_stream"]
 

@@ -113,6 +113,8 @@ def test_setup_stream_errors_are_one_line_without_traceback(moto: MotoServer) ->
     no_group = _cli(moto, "setup-stream", "ghost", "--stream", "s2", "--endpoint-url", moto.url)
     assert no_group.returncode == 1
     assert "log group /aws/eks/ghost/cluster not found" in no_group.stderr
+    enable = 'aws eks update-cluster-config --name ghost --region us-east-1 --logging \'{"clusterLogging"'
+    assert f"enable audit logging on cluster ghost first: {enable}" in no_group.stderr
     assert "Traceback" not in no_group.stderr
     bad = _cli(moto, "setup-stream", "bad name", "--stream", "s3", "--endpoint-url", moto.url)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not an EKS cluster name" in bad.stderr

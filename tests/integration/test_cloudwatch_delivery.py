@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections import Counter
-
 import orjson
 
 from k8saudit_eks_py.sources.cloudwatch import open_cloudwatch
@@ -13,12 +10,14 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.moto_server import (
     FAST,
     MotoServer,
+    assert_exactly,
     audit_event,
     audit_ids,
     aws_env,  # noqa: F401
     create_group,
     logs_client,
     make_config,
+    now_ms,
     put_events,
     read_until,
 )
@@ -26,18 +25,6 @@ from tests.support.moto_server import (
 AUDIT_A = "kube-apiserver-audit-aaaa"
 AUDIT_B = "kube-apiserver-audit-bbbb"
 OTHER = "kube-apiserver-cccc"  # same group, not audit: moto ignores logStreamNamePrefix, so it leaks in
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def assert_exactly(got: list[str], expected: set[str]) -> None:
-    counts = Counter(got)
-    lost = expected - set(counts)
-    dup = {k: v for k, v in counts.items() if v > 1}
-    extra = set(counts) - expected
-    assert (len(lost), len(dup), len(extra)) == (0, 0, 0), (sorted(lost)[:5], list(dup.items())[:5], extra)
 
 
 def test_5000_events_sharing_three_milliseconds(moto: MotoServer) -> None:

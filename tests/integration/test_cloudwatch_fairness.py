@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import pytest
 
@@ -17,28 +17,19 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.moto_server import (
     FAST,
     MotoServer,
+    assert_exactly,
     audit_event,
     audit_ids,
     aws_env,  # noqa: F401
     create_group,
     logs_client,
     make_config,
+    now_ms,
     put_events,
     read_until,
 )
 
 A, B = "kube-apiserver-audit-aaaa", "kube-apiserver-audit-bbbb"
-
-
-def assert_exactly(got: list[str], expected: set[str]) -> None:
-    counts = Counter(got)
-    lost = expected - set(counts)
-    dup = {k: v for k, v in counts.items() if v > 1}
-    assert (len(lost), len(dup), len(set(counts) - expected)) == (0, 0, 0), (sorted(lost)[:5], dup)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Writer(threading.Thread):

@@ -7,9 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-
-import pytest
 
 from k8saudit_eks_py.sources.cloudwatch import CloudWatchSource, open_cloudwatch
 from tests.support.leases import new_table, owners, wait_for
@@ -82,15 +79,9 @@ class Falco:
         self.source.close()
 
 
-@pytest.fixture
-def falcos() -> Iterator[list[Falco]]:
-    started: list[Falco] = []
-    yield started
-    for f in started:
-        f.stop()
-
-
-def test_groups_handed_over_before_any_checkpoint_lose_nothing(moto: MotoServer, falcos: list[Falco]) -> None:
+def test_groups_handed_over_before_any_checkpoint_lose_nothing(
+    moto: MotoServer, started: list[Falco]
+) -> None:
     client = logs_client(moto.url)
     for cluster in CLUSTERS:
         create_group(client, f"/aws/eks/{cluster}/cluster", [STREAM])
@@ -110,21 +101,21 @@ def test_groups_handed_over_before_any_checkpoint_lose_nothing(moto: MotoServer,
     with Writer(moto) as writer:
         # The first replica takes every group while alone, and its Falco asks for nothing yet: nothing
         # it read is ever committed before it hands two of the groups over.
-        falcos.append(Falco(open_cloudwatch(params, config("r0"), tuning=FAST)))  # type: ignore[arg-type]
+        started.append(Falco(open_cloudwatch(params, config("r0"), tuning=FAST)))  # type: ignore[arg-type]
         assert wait_for(lambda: sorted(owners(moto.url, table).values()) == ["r0"] * 3, 20)
         # shift 0: reading starts when r0 took the groups; skip the round of puts that may straddle it.
         start = len(writer.put) + 3 * len(CLUSTERS)
         assert wait_for(lambda: len(writer.put) >= start + 90, 20)  # events flow while only r0 holds them
         for replica in ("r1", "r2"):
-            falcos.append(Falco(open_cloudwatch(params, config(replica), tuning=FAST)))  # type: ignore[arg-type]
-            falcos[-1].running.set()
+            started.append(Falco(open_cloudwatch(params, config(replica), tuning=FAST)))  # type: ignore[arg-type]
+            started[-1].running.set()
         assert wait_for(lambda: sorted(Counter(owners(moto.url, table).values()).values()) == [1, 1, 1], 30)
-        falcos[0].running.set()
+        started[0].running.set()
         assert wait_for(lambda: len(writer.put) >= start + 300, 30)
     put = set(writer.put[start:])
 
     def delivered() -> Counter[str]:
-        return Counter(i for f in falcos for i in f.got)
+        return Counter(i for f in started for i in f.got)
 
     lost = lambda: sorted(put - set(delivered()), key=lambda i: int(i[2:]))  # noqa: E731
     assert wait_for(lambda: not lost(), 30), f"never delivered: {lost()}"

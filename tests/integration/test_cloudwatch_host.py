@@ -16,11 +16,10 @@ import pytest
 from tests.support.host import Host, HostResult
 from tests.support.moto_server import (
     MotoServer,
-    audit_event,
     create_group,
     dummy_environ,
     logs_client,
-    put_events,
+    seed_cluster,
 )
 
 STREAM = "kube-apiserver-audit-00112233445566778899aabbccddeeff"
@@ -47,16 +46,7 @@ def _requests(tmp_path: Path, *names: str) -> str:
 
 
 def _seed(moto: MotoServer, cluster: str, first: int, count: int, now_ms: int) -> None:
-    client = logs_client(moto.url)
-    group = f"/aws/eks/{cluster}/cluster"
-    if not client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
-        create_group(client, group, [STREAM])
-    put_events(
-        client,
-        group,
-        STREAM,
-        [(now_ms + i // 10, audit_event(i, now_ms + i // 10)) for i in range(first, first + count)],
-    )
+    seed_cluster(moto.url, cluster, STREAM, [(i, now_ms + i // 10) for i in range(first, first + count)])
 
 
 def _ids(result: HostResult) -> list[str]:

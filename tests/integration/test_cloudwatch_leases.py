@@ -12,26 +12,20 @@ from tests.support.leases import dynamodb, new_table, wait_for
 from tests.support.moto_server import (
     FAST,
     MotoServer,
-    audit_event,
     audit_ids,
     aws_env,  # noqa: F401
-    create_group,
-    logs_client,
     make_config,
-    put_events,
+    now_ms,
     read_until,
+    seed_cluster,
 )
 
 STREAM = "kube-apiserver-audit-00112233445566778899aabbccddeeff"
 
 
 def _seed(moto: MotoServer, cluster: str, first: int, count: int) -> None:
-    client = logs_client(moto.url)
-    group = f"/aws/eks/{cluster}/cluster"
-    if not client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
-        create_group(client, group, [STREAM])
-    now = int(time.time() * 1000) - 5_000
-    put_events(client, group, STREAM, [(now, audit_event(i, now)) for i in range(first, first + count)])
+    now = now_ms() - 5_000
+    seed_cluster(moto.url, cluster, STREAM, [(i, now) for i in range(first, first + count)])
 
 
 def _steal(leases: LeaseTable, unit: str) -> bool:

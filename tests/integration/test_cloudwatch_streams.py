@@ -8,7 +8,6 @@ import dataclasses
 import os
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -26,8 +25,12 @@ from tests.support.moto_server import (
     create_group,
     logs_client,
     make_config,
+    now_ms,
     put_events,
     read_until,
+)
+from tests.support.moto_server import (
+    assert_exactly as exactly,
 )
 
 STREAMS = [f"kube-apiserver-audit-{n:04d}" for n in range(3)]
@@ -37,17 +40,6 @@ PAGE_LIMIT = 1_048_576 // (SIZE + 26)  # CloudWatch returns at most 1 MB of even
 
 # The defaults' per-stream overlap (1 s) and idle period (3 polls), with test backoffs and 1 MB pages.
 REALISTIC = dataclasses.replace(FAST, page_limit=PAGE_LIMIT, reads=ReadParams.derive(240, 3))
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def exactly(got: list[str], expected: set[str]) -> None:
-    counts = Counter(got)
-    lost = expected - set(counts)
-    dup = {k: v for k, v in counts.items() if v > 1}
-    assert (len(lost), len(dup), len(set(counts) - expected)) == (0, 0, 0), (sorted(lost)[:5], dup)
 
 
 class Writer(threading.Thread):

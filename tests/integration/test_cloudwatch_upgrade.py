@@ -14,14 +14,11 @@ from tests.support.moto_server import (
     FAST,
     REGION,
     MotoServer,
-    audit_event,
     audit_ids,
     aws_env,  # noqa: F401
-    create_group,
-    logs_client,
     make_config,
-    put_events,
     read_until,
+    seed_cluster,
 )
 
 STREAM = "kube-apiserver-audit-5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
@@ -29,11 +26,7 @@ STREAM = "kube-apiserver-audit-5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
 
 def _group(moto: MotoServer, cluster: str, base: int) -> tuple[str, int]:
     """40 events one per 100 ms from `base`; returns the log group and the first timestamp."""
-    client = logs_client(moto.url)
-    group = f"/aws/eks/{cluster}/cluster"
-    create_group(client, group, [STREAM])
-    put_events(client, group, STREAM, [(base + 100 * i, audit_event(i, base + 100 * i)) for i in range(40)])
-    return group, base
+    return seed_cluster(moto.url, cluster, STREAM, [(i, base + 100 * i) for i in range(40)]), base
 
 
 def test_a_version_1_checkpoint_file_resumes_without_loss_or_repeats(

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.support.leases import new_table, owners, wait_for
 from tests.support.moto_server import MotoServer
@@ -16,29 +13,21 @@ LEASE_S = 3.0
 UNITS = ["/aws/eks/a/cluster", "/aws/eks/b/cluster", "/aws/eks/c/cluster"]
 
 
-@pytest.fixture
-def replicas() -> Iterator[list[Replica]]:
-    started: list[Replica] = []
-    yield started
-    for r in started:
-        r.stop()
-
-
 def test_kill_9_owner_unit_taken_within_lease_duration_plus_one_renewal(
-    moto: MotoServer, tmp_path: Path, replicas: list[Replica]
+    moto: MotoServer, tmp_path: Path, started: list[Replica]
 ) -> None:
     table = new_table(moto.url)
     for i in range(3):
-        replicas.append(
+        started.append(
             Replica(tmp_path / f"r{i}.jsonl", moto.url, table, f"r{i}", LEASE_S, UNITS, save_every=0.1)
         )
-    assert wait_for(lambda: [len(r.held()) for r in replicas] == [1, 1, 1], 40), [r.held() for r in replicas]
-    victim = replicas[0]
+    assert wait_for(lambda: [len(r.held()) for r in started] == [1, 1, 1], 40), [r.held() for r in started]
+    victim = started[0]
     unit = victim.held()[0]
     assert wait_for(lambda: len(victim.saved(unit)) >= 5, 10)
     killed_at = time.time()
     victim.kill9()
-    survivors = replicas[1:]
+    survivors = started[1:]
     assert wait_for(lambda: any(unit in r.held() for r in survivors), 3 * LEASE_S)
     new_owner = next(r for r in survivors if unit in r.held())
     taken_at = new_owner.first_holding(unit, after=killed_at)
@@ -57,14 +46,14 @@ def test_kill_9_owner_unit_taken_within_lease_duration_plus_one_renewal(
 
 
 def test_restarted_process_is_a_new_replica_and_rebalances(
-    moto: MotoServer, tmp_path: Path, replicas: list[Replica]
+    moto: MotoServer, tmp_path: Path, started: list[Replica]
 ) -> None:
     table = new_table(moto.url)
     first = Replica(tmp_path / "a.jsonl", moto.url, table, "a-1", LEASE_S, UNITS)
-    replicas.append(first)
+    started.append(first)
     assert wait_for(lambda: len(first.held()) == 3, 20)
     first.kill9()
     second = Replica(tmp_path / "b.jsonl", moto.url, table, "a-2", LEASE_S, UNITS)
-    replicas.append(second)
+    started.append(second)
     assert wait_for(lambda: len(second.held()) == 3, 3 * LEASE_S + 5)
     assert set(owners(moto.url, table).values()) == {"a-2"}

@@ -6,30 +6,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.support.host import Host
-from tests.support.host_process import HostProcess
+from tests.support.host_procs import HostProc
 from tests.support.kinesis import Traffic, create_stream
 from tests.support.leases import new_table, owners, wait_for
 from tests.support.moto_server import MotoServer
 
 LEASE_S = 3
-
-
-@pytest.fixture
-def processes() -> Iterator[list[HostProcess]]:
-    started: list[HostProcess] = []
-    yield started
-    for p in started:
-        p.stop()
+FLUSHED = ("--flush", "--max-seconds", "120")  # batch lines: what the victim had in flight
 
 
 def test_two_host_replicas_deliver_once_and_survive_a_kill_9(
-    host: Host, moto: MotoServer, tmp_path: Path, processes: list[HostProcess]
+    host: Host, moto: MotoServer, tmp_path: Path, started: list[HostProc]
 ) -> None:
     create_stream(moto.url, "ha", 4)
     table = new_table(moto.url)
@@ -47,8 +37,9 @@ def test_two_host_replicas_deliver_once_and_survive_a_kill_9(
                 "region": "us-east-1",
                 "shift": 600,
             }
-            processes.append(HostProcess(host, tmp_path / f"{name}.jsonl", config, "kinesis://ha", requests))
-        survivor, victim = processes
+            out = tmp_path / f"{name}.jsonl"
+            started.append(HostProc(host, out, config, "kinesis://ha", requests, *FLUSHED))
+        survivor, victim = started
 
         def per_owner() -> Counter[str]:
             return Counter(owners(moto.url, table).values())

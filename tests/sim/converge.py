@@ -1,9 +1,9 @@
 """How fast replicas started together balance their units: the real Coordinators on the simulated table.
 
 N replicas start within 0.3 s of each other on M free units (no faults, DynamoDB latency as in the other
-schedules). The answer is the time, in lease periods after the last start, from which every unit is held
-by exactly one replica and each replica holds floor(M/N)..ceil(M/N), and stays so until the end (None:
-never, or it did not stay).
+schedules), each with a Falco that asks for batches and has nothing to deliver. The answer is the time,
+in lease periods after the last start, from which every unit is held by exactly one replica and each
+replica holds floor(M/N)..ceil(M/N), and stays so until the end (None: never, or it did not stay).
 """
 
 from __future__ import annotations
@@ -91,6 +91,14 @@ def convergence(
             k.spawn(k.now + max(0.0, delay), rid, "lease round", round_, again)
 
         k.spawn(at, rid, "lease round", round_, again)
+
+        def falco() -> None:
+            # Falco asks for a batch every ~0.1 s with nothing to deliver: the source commits an empty
+            # batch each time (what tells a unit being handed over that nothing of it is uncommitted).
+            c.store.save({})
+            k.at(k.now + 0.1, f"{rid} falco", falco)
+
+        k.at(at, f"{rid} falco", falco)
 
     for i in range(replicas):
         start(f"replica-{i}", rng.uniform(0, spread))

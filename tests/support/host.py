@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -14,39 +15,60 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cmake_build(build_dir: Path, *options: str) -> None:
+def _cached(build_dir: Path, key: str) -> str | None:
+    cache = build_dir / "CMakeCache.txt"
+    if not cache.exists():
+        return None
+    for line in cache.read_text(errors="replace").splitlines():
+        name, _, value = line.partition("=")
+        if name.split(":")[0] == key:
+            return value
+    return None
+
+
+def _run_cmake(args: list[str], what: str) -> None:
+    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    if proc.returncode != 0:
+        failed = f"building the C test host: cmake {what} failed ({proc.returncode})"
+        raise RuntimeError(f"{failed}:\n{proc.stdout}")
+
+
+def cmake_build(build_dir: Path, *options: str, target: str | None = None) -> None:
+    """Configure and build into `build_dir`, safe to call from several processes at once.
+
+    Two processes configuring one build tree corrupt it (one reads a half-written CMakeCache or Makefile:
+    "Configuring incomplete", then "No rule to make target" or a link of a half-compiled object), so the
+    whole configure + build holds an exclusive lock beside the tree. A tree configured for another checkout
+    or another Python is removed first: its cache would point cmake at the wrong sources or libpython.
+    CMake trees hold absolute paths, so building elsewhere and renaming into place is not an option."""
     cmake = shutil.which("cmake")
     if cmake is None:
         raise RuntimeError("cmake is required to build the test host (apt-get install cmake)")
-    subprocess.run(
-        [
-            cmake,
-            "-S",
-            str(ROOT),
-            "-B",
-            str(build_dir),
-            "-DK8SAUDIT_BUILD_TEST_HOST=ON",
-            f"-DPython_EXECUTABLE={sys.executable}",
-            "-Wno-dev",
-            *options,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run([cmake, "--build", str(build_dir), "-j2"], check=True, capture_output=True)
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(build_dir.parent / f".{build_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        home = _cached(build_dir, "CMAKE_HOME_DIRECTORY")
+        python = _cached(build_dir, "Python_EXECUTABLE")
+        if (home is not None and Path(home) != ROOT) or (python is not None and python != sys.executable):
+            shutil.rmtree(build_dir)
+        configure = [cmake, "-S", str(ROOT), "-B", str(build_dir), "-DK8SAUDIT_BUILD_TEST_HOST=ON"]
+        configure += [f"-DPython_EXECUTABLE={sys.executable}", "-Wno-dev", *options]
+        _run_cmake(configure, "configure")
+        targets = ("--target", target) if target else ()
+        _run_cmake([cmake, "--build", str(build_dir), "-j2", *targets], "build")
 
 
 def build_host() -> Path:
     """plughost built against nothing but libc/libdl (it never links Python)."""
     build_dir = ROOT / "build" / "test-host"
-    _cmake_build(build_dir)
+    cmake_build(build_dir, target="plughost")
     return build_dir / "plughost"
 
 
 def build_sanitized() -> tuple[Path, Path]:
     """(plughost, libk8saudit-eks-py.so) both built with ASan + UBSan."""
     build_dir = ROOT / "build" / "test-asan"
-    _cmake_build(build_dir, "-DK8SAUDIT_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=Debug")
+    cmake_build(build_dir, "-DK8SAUDIT_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=Debug")
     return build_dir / "plughost", build_dir / "libk8saudit-eks-py.so"
 
 

@@ -1,8 +1,10 @@
-"""Several C host processes running at once (Falco replicas), and steady audit traffic for them to read.
+"""C host processes running in the background (Falco replicas), and steady audit traffic for them to read.
 
-Each host runs `plughost run --stamp`: every event line carries the wall-clock time it was processed and is
-flushed at once, so a test can watch the hosts while they run and kill one with SIGKILL, pause it with
-SIGSTOP, stop it cleanly with SIGTERM, or (open params given as a file) make it reload them with SIGHUP."""
+The one helper for a host that tests and benchmarks watch while it runs. Each host runs `plughost run
+--stamp`: every event line carries the wall-clock time it was processed and is flushed at once, so a test can
+watch the hosts while they run and kill one with SIGKILL, pause it with SIGSTOP, stop it cleanly with SIGTERM,
+or (open params given as a file) make it reload them with SIGHUP. With `--flush` among the extra arguments
+each batch is also preceded by a {"batch", "size", "t"} line (`batches()`, `last_batch()`)."""
 
 from __future__ import annotations
 
@@ -28,15 +30,18 @@ class HostProc:
         self,
         host: Host,
         out: Path,
-        config: str,
+        config: str | dict[str, Any],
         params: str | Path,
-        requests: str,
+        requests: str | Path,
         *extra: str,
         stamp_stderr: bool = False,
     ) -> None:
-        """`params`: the open params, or a file holding them (read again on `reload()`). `stamp_stderr`: each
-        stderr line is written to the .err file behind the wall-clock time it was read ("t<TAB>line")."""
+        """`config`: the init config (JSON text or a dict). `params`: the open params, or a file holding them
+        (read again on `reload()`). `stamp_stderr`: each stderr line is written to the .err file behind the
+        wall-clock time it was read ("t<TAB>line")."""
         self.out = out
+        if not isinstance(config, str):
+            config = orjson.dumps(config).decode()
         opening = ("--open-file", str(params)) if isinstance(params, Path) else ("--open", params)
         env = {**os.environ, **{k: v for k, v in dummy_environ().items() if k.startswith("AWS_")}, **host.env}
         self._stamper: threading.Thread | None = None
@@ -44,7 +49,7 @@ class HostProc:
             self.proc = subprocess.Popen(
                 [
                     *(str(host.binary), str(host.library), "run", "--stamp"),
-                    *("--config", config, *opening, "--requests", requests, *extra),
+                    *("--config", config, *opening, "--requests", str(requests), *extra),
                 ],
                 stdout=stdout,
                 stderr=subprocess.PIPE if stamp_stderr else stderr,
@@ -87,6 +92,21 @@ class HostProc:
 
     def clusters_since(self, t: float) -> set[str]:
         return {e["values"][1][0] for e in self.events() if e["t"] >= t}
+
+    def batches(self) -> list[tuple[float, list[str]]]:
+        """(wall-clock time the batch was received, its ids) for each batch (run with --flush)."""
+        out: list[tuple[float, list[str]]] = []
+        for row in self.lines():
+            if "batch" in row:
+                out.append((float(row["t"]), []))
+            elif "values" in row and out:
+                out[-1][1].append(row["values"][0][0])
+        return out
+
+    def last_batch(self) -> list[str]:
+        """The ids of the last batch it received (the one in flight when it was killed; run with --flush)."""
+        batches = self.batches()
+        return batches[-1][1] if batches else []
 
     def summary(self) -> dict[str, Any]:
         return next((r["summary"] for r in self.lines() if "summary" in r), {})

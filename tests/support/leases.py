@@ -10,9 +10,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from k8saudit_eks_py.aws_setup.lease_table_create import create_table
 from k8saudit_eks_py.coordination import Coordinator, LeaseTable
 from k8saudit_eks_py.coordination.lease import PRESENCE_PREFIX
-from k8saudit_eks_py.coordination.table_setup import create_table
 from tests.support.moto_server import REGION
 
 

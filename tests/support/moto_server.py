@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -175,6 +176,30 @@ def put_events(client: Any, group: str, stream: str, events: Iterable[tuple[int,
 # ------------------------------------------------------------------------------------ reading back
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def seed_cluster(url: str, cluster: str, stream: str, events: Iterable[tuple[int, int]]) -> str:
+    """Audit events (n → auditID a-<n>, timestamp ms) into `stream` of /aws/eks/<cluster>/cluster, creating
+    the group and stream on first use; returns the group."""
+    client = logs_client(url)
+    group = f"/aws/eks/{cluster}/cluster"
+    if not client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+        create_group(client, group, [stream])
+    put_events(client, group, stream, [(ts, audit_event(n, ts)) for n, ts in events])
+    return group
+
+
+def assert_exactly(got: list[str], expected: set[str]) -> None:
+    """Each expected id once: none lost, none repeated, nothing else."""
+    counts = Counter(got)
+    lost = expected - set(counts)
+    dup = {k: v for k, v in counts.items() if v > 1}
+    extra = set(counts) - expected
+    assert (len(lost), len(dup), len(extra)) == (0, 0, 0), (sorted(lost)[:5], list(dup.items())[:5], extra)
+
+
 def read_until(source: Any, want: int, timeout: float, settle: float = 0.0) -> list[tuple[int, bytes]]:
     """Events from next_batch until `want` arrived or `timeout` passed, then `settle` more seconds of reading
     (to catch duplicates that a later sweep would produce)."""
@@ -229,6 +254,8 @@ def make_config(endpoint: str, **overrides: Any) -> PluginConfig:
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
+    """A fresh server per module, not one reset between modules: moto keeps some state through a reset (the
+    numbering of CloudWatch eventIds, which tests/integration/test_cloudwatch_upgrade.py relies on)."""
     with moto_server() as server:
         yield server
 

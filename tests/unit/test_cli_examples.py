@@ -9,9 +9,9 @@ from typing import Any
 import yaml
 
 from k8saudit_eks_py import LIBRARY_NAME, PLUGIN_NAME, __version__
+from k8saudit_eks_py.aws_setup.iam_policies import iam_policy
 from k8saudit_eks_py.config import init_schema
 from k8saudit_eks_py.output_format import DEFAULT_FORMAT
-from k8saudit_eks_py.preflight import iam_policy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

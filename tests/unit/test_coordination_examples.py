@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from k8saudit_eks_py import PLUGIN_NAME
+from k8saudit_eks_py.aws_setup.iam_policies import iam_statement
 from k8saudit_eks_py.config import init_schema
-from k8saudit_eks_py.coordination.table_setup import iam_statement
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

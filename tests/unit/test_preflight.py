@@ -1,4 +1,4 @@
-"""preflight.run_checks with botocore Stubber: every AWS answer maps to the right ✓/✗/! and fix."""
+"""cluster_check.run_checks with botocore Stubber: every AWS answer maps to the right ✓/✗/! and fix."""
 
 from __future__ import annotations
 
@@ -9,17 +9,10 @@ from typing import Any
 import boto3
 from botocore.stub import Stubber
 
+from k8saudit_eks_py.aws_setup.check_context import FAIL, PASS, SKIP, WARN, CheckResult, Options
+from k8saudit_eks_py.aws_setup.cluster_check import run_checks
+from k8saudit_eks_py.aws_setup.logs_check import enable_audit_command
 from k8saudit_eks_py.cli.check import ASCII_MARKS, format_results
-from k8saudit_eks_py.preflight import (
-    FAIL,
-    PASS,
-    SKIP,
-    WARN,
-    CheckResult,
-    Options,
-    enable_audit_command,
-    run_checks,
-)
 
 NOW = 1_800_000_000.0
 GROUP = "/aws/eks/prod/cluster"

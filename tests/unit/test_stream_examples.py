@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
+from k8saudit_eks_py.aws_setup.iam_policies import put_records_policy, reader_policy
 from k8saudit_eks_py.config import init_schema
-from k8saudit_eks_py.stream_iam import put_records_policy, reader_policy
 
 STREAM = Path(__file__).resolve().parents[2] / "examples" / "stream"
 # cfn-lint's console script, run with this interpreter (the package has no __main__).

@@ -17,22 +17,11 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from k8saudit_eks_py.preflight import (
-    _DENIED,
-    FAIL,
-    PASS,
-    SKIP,
-    WARN,
-    CheckResult,
-    Options,
-    _check_coordination,
-    _check_credentials,
-    _check_region,
-    _code,
-    _Context,
-    _message,
-)
-from k8saudit_eks_py.stream_iam import reader_policy
+from k8saudit_eks_py.aws_setup.account_check import check_credentials, check_region
+from k8saudit_eks_py.aws_setup.aws_errors import DENIED, error_code, error_message
+from k8saudit_eks_py.aws_setup.check_context import FAIL, PASS, SKIP, WARN, CheckContext, CheckResult, Options
+from k8saudit_eks_py.aws_setup.iam_policies import reader_policy
+from k8saudit_eks_py.aws_setup.lease_table_check import check_lease_table
 
 __all__ = ["StreamOptions", "run_stream_checks"]
 
@@ -52,7 +41,7 @@ class StreamOptions:
     coordination_endpoint_url: str = ""
 
 
-class _StreamContext(_Context):
+class _StreamContext(CheckContext):
     def client(self, service: str) -> Any:
         if service in ("kinesis", "logs") and self.options.endpoint_url:
             return self.session.client(service, endpoint_url=self.options.endpoint_url)
@@ -78,7 +67,7 @@ def run_stream_checks(
             coordination_endpoint_url=o.coordination_endpoint_url,
         )
     )
-    if not _check_region(ctx, session_factory) or not _check_credentials(ctx):
+    if not check_region(ctx, session_factory) or not check_credentials(ctx):
         return ctx.results
     name = o.stream.rsplit("/", 1)[-1]
     policy = reader_policy(ctx.region, name, ctx.account or "*")
@@ -89,15 +78,18 @@ def run_stream_checks(
     try:
         summary = kinesis.describe_stream_summary(**_stream_arg(o.stream))["StreamDescriptionSummary"]
     except _ERRORS as exc:
-        code = _code(exc)
-        if code in _DENIED:
+        code = error_code(exc)
+        if code in DENIED:
             ctx.add(
-                title, FAIL, _message(exc), "attach this policy to the identity Falco runs as:\n" + policy
+                title,
+                FAIL,
+                error_message(exc),
+                "attach this policy to the identity Falco runs as:\n" + policy,
             )
         elif code == "ResourceNotFoundException":
             ctx.add(title, FAIL, f"not found in {ctx.region}", f"create it with:\n{setup}")
         else:
-            ctx.add(title, FAIL, _message(exc), "check network access to Kinesis")
+            ctx.add(title, FAIL, error_message(exc), "check network access to Kinesis")
         return ctx.results
     status, arn = summary.get("StreamStatus"), summary.get("StreamARN", "")
     ctx.add(
@@ -109,22 +101,22 @@ def run_stream_checks(
         _check_subscription(ctx, cluster, arn, setup)
     _check_records(ctx, o, kinesis, policy, clock)
     if o.coordination_table:
-        _check_coordination(ctx)
+        check_lease_table(ctx)
     return ctx.results
 
 
-def _check_subscription(ctx: _Context, cluster: str, stream_arn: str, setup: str) -> None:
+def _check_subscription(ctx: CheckContext, cluster: str, stream_arn: str, setup: str) -> None:
     group = f"/aws/eks/{cluster}/cluster"
     title = f"subscription {group} → stream"
     try:
         filters = ctx.client("logs").describe_subscription_filters(logGroupName=group)["subscriptionFilters"]
     except _ERRORS as exc:
-        if _code(exc) in _DENIED:
+        if error_code(exc) in DENIED:
             ctx.add(title, WARN, "not checked: logs:DescribeSubscriptionFilters is not allowed (optional)")
-        elif _code(exc) == "ResourceNotFoundException":
+        elif error_code(exc) == "ResourceNotFoundException":
             ctx.add(title, FAIL, f"log group {group} not found", "enable audit logging on the cluster first")
         else:
-            ctx.add(title, WARN, f"not checked: {_message(exc)}")
+            ctx.add(title, WARN, f"not checked: {error_message(exc)}")
         return
     if any(f.get("destinationArn") == stream_arn for f in filters):
         ctx.add(title, PASS)
@@ -133,14 +125,14 @@ def _check_subscription(ctx: _Context, cluster: str, stream_arn: str, setup: str
 
 
 def _check_records(
-    ctx: _Context, o: StreamOptions, kinesis: Any, policy: str, clock: Callable[[], float]
+    ctx: CheckContext, o: StreamOptions, kinesis: Any, policy: str, clock: Callable[[], float]
 ) -> None:
     recent = f"subscription records arriving (last {o.window_seconds // 60} min)"
     fix = "attach this policy to the identity Falco runs as:\n" + policy
     try:
         shards = kinesis.list_shards(**_stream_arg(o.stream))["Shards"]
     except _ERRORS as exc:
-        ctx.add("IAM kinesis:ListShards", FAIL, _message(exc), fix)
+        ctx.add("IAM kinesis:ListShards", FAIL, error_message(exc), fix)
         ctx.add(recent, SKIP, "needs kinesis:ListShards")
         return
     ctx.add("IAM kinesis:ListShards", PASS, f"{len(shards)} shards")
@@ -166,7 +158,7 @@ def _check_records(
                     break
                 iterator = page.get("NextShardIterator")
     except _ERRORS as exc:
-        ctx.add("IAM kinesis:GetShardIterator, kinesis:GetRecords", FAIL, _message(exc), fix)
+        ctx.add("IAM kinesis:GetShardIterator, kinesis:GetRecords", FAIL, error_message(exc), fix)
         ctx.add(recent, SKIP, "needs kinesis:GetRecords")
         return
     ctx.add("IAM kinesis:GetShardIterator, kinesis:GetRecords", PASS, "allowed")

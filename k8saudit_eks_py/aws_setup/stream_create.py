@@ -19,7 +19,8 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from k8saudit_eks_py.stream_iam import logs_trust_policy, put_records_policy, reader_policy
+from k8saudit_eks_py.aws_setup.iam_policies import logs_trust_policy, put_records_policy, reader_policy
+from k8saudit_eks_py.aws_setup.logs_check import enable_audit_command
 
 __all__ = [
     "FILTER_NAME",
@@ -179,8 +180,7 @@ def _subscription(
         if _code(exc) == "ResourceNotFoundException":
             raise SetupError(
                 f"log group {group} not found in {r.region}: enable audit logging on cluster {cluster} "
-                f"first: aws eks update-cluster-config --name {cluster} --region {r.region} "
-                '--logging \'{"clusterLogging":[{"types":["audit"],"enabled":true}]}\''
+                "first: " + enable_audit_command(cluster, r.region)
             ) from None
         raise
     ours = [f for f in filters if f.get("filterName") == FILTER_NAME]

@@ -22,7 +22,7 @@ from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.kinesis import KinesisSource, open_kinesis
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.kinesis import FAST_STREAM, Traffic, client, create_stream, event_id, record_data
-from tests.support.leases import dynamodb, new_table, owners
+from tests.support.leases import dynamodb, new_table, owners, wait_for
 from tests.support.moto_server import MotoServer, audit_event, audit_ids, aws_env  # noqa: F401
 from tests.support.resharding import aws_resharding_moto
 
@@ -166,18 +166,7 @@ def test_split_while_two_replicas_read_children_after_parents_once_in_order() ->
 
         replicas = {}
         for name in ("ra", "rb"):
-            values = {
-                "kinesis_endpoint_url": url,
-                "coordination_endpoint_url": url,
-                "coordination_table": table,
-                "lease_duration": LEASE_S,
-                "replica_id": name,
-                "region": "us-east-1",
-                "shift": 600,
-            }
-            replicas[name] = open_kinesis(
-                "split2", parse_config(orjson.dumps(values).decode()), tuning=tuning_free
-            )
+            replicas[name] = _replica_with(url, "split2", table, name, tuning=tuning_free)
         drive = Driver(replicas)
         try:
             put(0, 200)
@@ -298,9 +287,9 @@ def test_shards_handed_over_before_any_checkpoint_are_read_from_their_recorded_o
         return source
 
     first = replica("r0")
-    assert _wait(lambda: sorted(owners(moto.url, table).values()) == ["r0"] * 4, 20)
+    assert wait_for(lambda: sorted(owners(moto.url, table).values()) == ["r0"] * 4, 20)
     traffic = Traffic(moto.url, "origins")
-    assert _wait(lambda: traffic.sent >= 200, 20)  # r0's Falco asks for nothing: no checkpoint
+    assert wait_for(lambda: traffic.sent >= 200, 20)  # r0's Falco asks for nothing: no checkpoint
     later = {"r1": replica("r1"), "r2": replica("r2")}
     drive = Driver(later)
     assert drive.until(lambda: Counter(owners(moto.url, table).values())["r0"] <= 2, 30)
@@ -314,7 +303,9 @@ def test_shards_handed_over_before_any_checkpoint_are_read_from_their_recorded_o
     assert [k for k, v in seen.items() if v > 1] == []
 
 
-def _replica_with(url: str, stream: str, table: str, name: str, **overrides: Any) -> KinesisSource:
+def _replica_with(
+    url: str, stream: str, table: str, name: str, tuning: Any = FAST_STREAM, **overrides: Any
+) -> KinesisSource:
     values = {
         "kinesis_endpoint_url": url,
         "coordination_endpoint_url": url,
@@ -325,13 +316,4 @@ def _replica_with(url: str, stream: str, table: str, name: str, **overrides: Any
         "shift": 600,
         **overrides,
     }
-    return open_kinesis(stream, parse_config(orjson.dumps(values).decode()), tuning=FAST_STREAM)
-
-
-def _wait(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
+    return open_kinesis(stream, parse_config(orjson.dumps(values).decode()), tuning=tuning)

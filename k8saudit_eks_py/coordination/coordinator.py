@@ -108,7 +108,7 @@ class Coordinator:
             gone = [u for u in self._held if u not in self._units]
         for unit in gone:
             self._release(unit, reason="no longer configured")
-        self._wake.set()
+        self.wake()
 
     def held(self) -> list[str]:
         """Units whose events may be delivered now."""
@@ -117,6 +117,10 @@ class Coordinator:
         return sorted(u for u in units if self.deliverable(u))
 
     def deliverable(self, unit: str) -> bool:
+        """Held, not being handed over, renewed recently enough, and no checkpoint write pending: a replica
+        that cannot write its checkpoints stops after the batch whose write failed (see FencedStore)."""
+        if self.store.any_pending():
+            return False
         with self._lock:
             h = self._held.get(unit)
             if h is None or h.draining_since is not None:
@@ -177,8 +181,14 @@ class Coordinator:
             for unit, h in self._held.items():
                 if h.draining_since is not None and unit not in unsaved and not h.saved_since_drain:
                     h.saved_since_drain = ready = True
-        if ready:
-            self._wake.set()  # hand it over now rather than at the next round
+        if ready or unsaved:
+            # Hand it over now rather than at the next round; or retry the unsaved writes now, since
+            # nothing is delivered while they are pending (a failed round is retried with backoff).
+            self.wake()
+
+    def wake(self) -> None:
+        """Run a round now instead of at its period."""
+        self._wake.set()
 
     def drop(self, unit: str, why: str) -> None:
         """Forget a unit whose lease moved (a rejected write or renewal)."""
@@ -218,6 +228,7 @@ class Coordinator:
         for unit in self.store.pending():
             with self.unit_lock(unit):
                 self.store.flush(unit)
+        ok = not self.store.any_pending() and ok  # still pending: the next round comes sooner
         ok = self._hand_over_drained() and ok
         ok = self._announce() and ok
         try:

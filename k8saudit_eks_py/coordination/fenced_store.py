@@ -2,8 +2,11 @@
 
 A rejected write means another replica holds the unit now: the unit is dropped at once (its events must
 no longer be delivered here) and CheckpointRejected names it. DynamoDB throttling or errors are retried
-with jittered backoff for a bounded time; a state still unsaved then stays pending and the Coordinator's
-thread retries it (and writes it before handing the lease over).
+with jittered backoff for a bounded time (one budget for the whole save, so Falco's thread is never held
+longer); a state still unsaved then stays pending and the Coordinator's thread retries it (and writes it
+before handing the lease over). While any state is pending the replica delivers nothing
+(Coordinator.deliverable): a replica that DynamoDB fails has at most one uncommitted batch, the one whose
+write is pending, and that is all a replica taking its units over can deliver again.
 """
 
 from __future__ import annotations
@@ -60,8 +63,9 @@ class FencedStore:
     def __init__(self, coordinator: Holder, save_budget_s: float | None = None) -> None:
         self._c = coordinator
         self.writes = 0
-        # How long save() keeps retrying a failing DynamoDB before leaving the state pending.
-        self.save_budget_s = save_budget_s if save_budget_s is not None else min(5.0, coordinator.interval)
+        # How long save() keeps retrying a failing DynamoDB before leaving the state pending: short, since
+        # it holds Falco's thread, and a pending state is retried by the Coordinator's thread at once.
+        self.save_budget_s = save_budget_s if save_budget_s is not None else min(1.0, coordinator.interval / 4)
         self._pending: dict[str, UnitState] = {}
 
     def load(self, unit: str) -> UnitState | None:
@@ -75,11 +79,12 @@ class FencedStore:
         for unit, state in states.items():
             encode_state(unit, state)  # too large is a bug: ValueError before any write
         rejected: list[str] = []
+        deadline = self._c.clock() + self.save_budget_s
         for unit, state in states.items():
             with self._c.unit_lock(unit):
                 self._pending[unit] = dict(state)
                 try:
-                    self._write(unit, self.save_budget_s)
+                    self._write(unit, deadline)
                 except CheckpointRejected:
                     rejected.append(unit)
         self._c.committed(self.pending())
@@ -90,15 +95,15 @@ class FencedStore:
         """Write the unit's pending state, if any (the caller holds the unit's lock)."""
         if unit in self._pending:
             with contextlib.suppress(CheckpointRejected):
-                self._write(unit, 0.0)
+                self._write(unit, self._c.clock())
 
-    def _write(self, unit: str, budget_s: float) -> None:
+    def _write(self, unit: str, deadline: float) -> None:
+        """Write the unit's pending state, retrying AWS errors until `deadline` (clock time)."""
         held = self._c.lease_of(unit)
         if held is None:
             self._pending.pop(unit, None)
             self._c.counters[CHECKPOINT_WRITES_REJECTED] += 1
             raise CheckpointRejected(unit, self._c.me)
-        deadline = self._c.clock() + budget_s
         delay = 0.05
         looked = False
         while True:
@@ -142,6 +147,10 @@ class FencedStore:
 
     def pending(self) -> list[str]:
         return sorted(self._pending)
+
+    def any_pending(self) -> bool:
+        """Whether a checkpoint write is pending (cheap: asked for every batch)."""
+        return bool(self._pending)
 
     def close(self) -> None:
         """Closing the store closes the Coordinator: leases are released after pending states are written."""

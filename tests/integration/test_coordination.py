@@ -198,6 +198,29 @@ def test_throttled_and_failing_dynamodb_only_delays(moto: MotoServer, running: l
     assert [reader.load_checkpoint(u) for u in UNITS] == [{"pos": 19}] * 3
 
 
+def test_a_replica_whose_checkpoint_write_fails_delivers_nothing_until_it_gets_through(
+    moto: MotoServer, running: list[Coordinator]
+) -> None:
+    """The batch whose write failed is the only one another replica may deliver again: while it is pending,
+    none of the replica's units is deliverable, even with time left on their leases."""
+    table = new_table(moto.url)
+    faults = Faults()
+    with FaultProxy(moto.url, faults) as proxy:
+        c = start(running, proxy.url, table, "r", ["u", "v"], lease_s=30)
+        assert wait_for(lambda: c.held() == ["u", "v"], 20)
+        faults.dynamodb_cut = True
+        began = time.monotonic()
+        c.store.save({"u": {"pos": 1}})
+        assert time.monotonic() - began < 2.0  # Falco's thread is not held for long
+        assert c.store.pending() == ["u"]
+        assert not c.deliverable("u") and not c.deliverable("v")
+        assert c.held() == []
+        faults.dynamodb_cut = False
+        assert wait_for(lambda: c.held() == ["u", "v"], 20)  # the lease thread wrote it, delivery goes on
+        assert c.store.pending() == []
+    assert LeaseTable(dynamodb(moto.url), table).load_checkpoint("u") == {"pos": 1}
+
+
 def test_a_throttled_renewal_is_retried_within_the_period(
     moto: MotoServer, running: list[Coordinator]
 ) -> None:

@@ -63,6 +63,10 @@ class SimCoordinator(Coordinator):
         self._sim_lock = sim_lock
         self._sim_locks: dict[str, SimLock] = {}
         self.changes = _Changes(seen)
+        self.on_wake: Callable[[], None] = lambda: None
+
+    def wake(self) -> None:
+        self.on_wake()
 
     def unit_lock(self, unit: str) -> Any:
         with self._lock:
@@ -102,6 +106,7 @@ class Replica:
         self.last_step_end = world.kernel.now
         self.last_ask = world.kernel.now
         self._step_job: Job | None = None
+        self._woken = False
         self._offset = world.rng.uniform(0, 1000)  # monotonic clocks of processes differ
         k = world.kernel
         self.clock: Callable[[], float] = lambda: k.now + self._offset
@@ -118,7 +123,7 @@ class Replica:
 
     def coordinator(self, units: Iterable[str], origin: Callable[[str], Any] | None) -> SimCoordinator:
         k = self.world.kernel
-        return SimCoordinator(
+        coord = SimCoordinator(
             lambda: SimLock(k),
             lambda change: self.world.changed(self, change),
             LeaseTable(self.client, TABLE),
@@ -130,6 +135,8 @@ class Replica:
             rng=random.Random(self.world.rng.getrandbits(64)),
             origin=origin,
         )
+        coord.on_wake = self.wake
+        return coord
 
     # ------------------------------------------------------------------ the plugin's threads
 
@@ -154,15 +161,22 @@ class Replica:
         k = self.world.kernel
         self.last_step_end = k.now
         if self.state == "running":
+            if self._woken:
+                delay, self._woken = 0.0, False
             self._step_job = k.spawn(
                 k.now + max(0.0, delay), self.owner, "lease round", self._round, self._after_round
             )
 
     def wake(self) -> None:
-        """The lease thread's _wake: a round now instead of at its period (set_units)."""
+        """The lease thread's _wake: a round now instead of at its period (set_units, a commit that
+        finished a hand-over or left a write pending); during a round, another one right after it."""
         k = self.world.kernel
-        if self._step_job is not None and k.cancel(self._step_job):
+        if self._step_job is None:
+            return
+        if k.cancel(self._step_job):
             self._step_job = k.spawn(k.now, self.owner, "lease round", self._round, self._after_round)
+        else:
+            self._woken = True
 
     def _ask(self) -> None:
         if self.state != "running":

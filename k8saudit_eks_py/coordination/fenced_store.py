@@ -65,7 +65,9 @@ class FencedStore:
         self.writes = 0
         # How long save() keeps retrying a failing DynamoDB before leaving the state pending: short, since
         # it holds Falco's thread, and a pending state is retried by the Coordinator's thread at once.
-        self.save_budget_s = save_budget_s if save_budget_s is not None else min(1.0, coordinator.interval / 4)
+        self.save_budget_s = (
+            save_budget_s if save_budget_s is not None else min(1.0, coordinator.interval / 4)
+        )
         self._pending: dict[str, UnitState] = {}
 
     def load(self, unit: str) -> UnitState | None:

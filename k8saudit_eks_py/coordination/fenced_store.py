@@ -85,28 +85,40 @@ class FencedStore:
         for unit, state in states.items():
             with self._c.unit_lock(unit):
                 self._pending[unit] = dict(state)
-                try:
-                    self._write(unit, deadline)
-                except CheckpointRejected:
-                    rejected.append(unit)
+            delay = 0.05
+            while True:
+                # The unit's lock is held for one attempt at a time, never across a backoff: the lease
+                # thread's renewals must not wait behind a save that retries.
+                with self._c.unit_lock(unit):
+                    try:
+                        done = self._attempt(unit)
+                    except CheckpointRejected:
+                        rejected.append(unit)
+                        break
+                if done or self._c.clock() + delay > deadline:
+                    break  # written, or left pending for the lease thread
+                self._c.sleep(self._c.rng.uniform(delay / 2, delay))
+                delay = min(delay * 2, 1.0)
         self._c.committed(self.pending())
         if rejected:
             raise CheckpointRejected(", ".join(rejected), self._c.me)
 
     def flush(self, unit: str) -> None:
-        """Write the unit's pending state, if any (the caller holds the unit's lock)."""
-        if unit in self._pending:
-            with contextlib.suppress(CheckpointRejected):
-                self._write(unit, self._c.clock())
+        """Try once to write the unit's pending state, if any (the caller holds the unit's lock)."""
+        with contextlib.suppress(CheckpointRejected):
+            self._attempt(unit)
 
-    def _write(self, unit: str, deadline: float) -> None:
-        """Write the unit's pending state, retrying AWS errors until `deadline` (clock time)."""
+    def _attempt(self, unit: str) -> bool:
+        """One write of the unit's pending state (the caller holds the unit's lock). True: written, or
+        nothing pending any more (the lease thread wrote it meanwhile); False: DynamoDB failed, it stays
+        pending. CheckpointRejected: the lease is not ours, the unit is dropped."""
+        if unit not in self._pending:
+            return True
         held = self._c.lease_of(unit)
         if held is None:
             self._pending.pop(unit, None)
             self._c.counters[CHECKPOINT_WRITES_REJECTED] += 1
             raise CheckpointRejected(unit, self._c.me)
-        delay = 0.05
         looked = False
         while True:
             try:
@@ -127,17 +139,12 @@ class FencedStore:
             except Exception as exc:
                 if not is_aws_error(exc):
                     raise
-                # Throttling, 5xx, network: retried, never raised into Falco.
-                if self._c.clock() + delay > deadline:
-                    return  # stays pending
-                self._c.sleep(self._c.rng.uniform(delay / 2, delay))
-                delay = min(delay * 2, 1.0)
-                continue
+                return False  # throttling, 5xx, network: retried, never raised into Falco
             held.checkpoint = self._pending.pop(unit)
             self.writes += 1
             if held.draining_since is not None:
                 held.saved_since_drain = True
-            return
+            return True
 
     def _current(self, unit: str) -> Lease | None:
         try:

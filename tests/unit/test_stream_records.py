@@ -15,7 +15,7 @@ from k8saudit_eks_py.sources.kinesis.subscription import Bad, Control, Data, clu
 
 
 def _gz(doc: object) -> bytes:
-    return gzip.compress(orjson.dumps(doc))
+    return gzip.compress(orjson.dumps(doc), mtime=0)
 
 
 def test_data_message_keeps_every_log_event_in_order_with_digit_string_ids() -> None:
@@ -48,11 +48,11 @@ def test_data_message_keeps_every_log_event_in_order_with_digit_string_ids() -> 
     ("data", "reason"),
     [
         (b'{"messageType":"DATA_MESSAGE"}', "not gzip"),
-        (gzip.compress(b"{not json"), "not JSON"),
-        (gzip.compress(b"[1,2]"), "not a JSON object"),
-        (gzip.compress(b'{"messageType":"DATA_MESSAGE","logGroup":"g"}'), "without logGroup"),
+        (gzip.compress(b"{not json", mtime=0), "not JSON"),
+        (gzip.compress(b"[1,2]", mtime=0), "not a JSON object"),
+        (gzip.compress(b'{"messageType":"DATA_MESSAGE","logGroup":"g"}', mtime=0), "without logGroup"),
         (_gz({"messageType": "SOMETHING"}), "is not DATA_MESSAGE"),
-        (gzip.compress(b"{}")[:-6], "not gzip"),  # cut short
+        (gzip.compress(b"{}", mtime=0)[:-6], "not gzip"),  # cut short
     ],
 )
 def test_records_that_are_not_subscription_messages_are_bad_with_the_reason(data: bytes, reason: str) -> None:

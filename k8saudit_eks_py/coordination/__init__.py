@@ -11,8 +11,9 @@ How a source uses it (data path: source -> coordination, never the other way):
 - each next_batch: drain `coordinator.changes`: `acquired(unit, state)` -> start reading the unit from
   `state` (None: from `shift`); `lost(unit)` -> stop reading it and discard what is queued for it (the
   new owner re-reads it from the last committed checkpoint). Hand events of a unit to Falco only while
-  `coordinator.deliverable(unit)`: it turns False before another replica can take the lease; while it
-  is False without a `lost`, keep the events queued (renewals are being retried). Commit with
+  `coordinator.deliverable(unit)`: it turns False before another replica can take the lease, and for
+  every unit while a checkpoint write that failed waits for its retry; while it is False without a
+  `lost`, keep the events queued (renewals or the write are being retried). Commit with
   `coordinator.store.save({unit: state})` for the units of the previous batch; CheckpointRejected means
   the unit was dropped (its `lost` is queued).
 - metrics: merge `coordinator.metrics()`; close: `coordinator.close()` writes pending checkpoints and

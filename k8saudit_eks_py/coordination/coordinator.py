@@ -117,9 +117,10 @@ class Coordinator:
         return sorted(u for u in units if self.deliverable(u))
 
     def deliverable(self, unit: str) -> bool:
-        """Held, not being handed over, renewed recently enough, and no checkpoint write pending: a replica
-        that cannot write its checkpoints stops after the batch whose write failed (see FencedStore)."""
-        if self.store.any_pending():
+        """Held, not being handed over, renewed recently enough, and no failed checkpoint write waiting to
+        be retried: a replica that cannot write its checkpoints stops after the batch whose write failed
+        (see FencedStore)."""
+        if self.store.any_failed():
             return False
         with self._lock:
             h = self._held.get(unit)
@@ -228,7 +229,7 @@ class Coordinator:
         for unit in self.store.pending():
             with self.unit_lock(unit):
                 self.store.flush(unit)
-        ok = not self.store.any_pending() and ok  # still pending: the next round comes sooner
+        ok = not self.store.any_failed() and ok  # still failing: the next round comes sooner
         ok = self._hand_over_drained() and ok
         ok = self._announce() and ok
         try:

@@ -4,9 +4,9 @@ A rejected write means another replica holds the unit now: the unit is dropped a
 no longer be delivered here) and CheckpointRejected names it. DynamoDB throttling or errors are retried
 with jittered backoff for a bounded time (one budget for the whole save, so Falco's thread is never held
 longer); a state still unsaved then stays pending and the Coordinator's thread retries it (and writes it
-before handing the lease over). While any state is pending the replica delivers nothing
+before handing the lease over). While a write that failed is still pending the replica delivers nothing
 (Coordinator.deliverable): a replica that DynamoDB fails has at most one uncommitted batch, the one whose
-write is pending, and that is all a replica taking its units over can deliver again.
+write failed, and that is all a replica taking its units over can deliver again.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class FencedStore:
         self.save_budget_s = (
             save_budget_s if save_budget_s is not None else min(1.0, coordinator.interval / 4)
         )
-        self._pending: dict[str, UnitState] = {}
+        self._pending: dict[str, UnitState] = {}  # states not written yet (being written, or failed)
+        self._failed: set[str] = set()  # units of _pending whose last write attempt failed
 
     def load(self, unit: str) -> UnitState | None:
         """The state found in the lease when this replica took it (None: start per the source's shift)."""
@@ -116,7 +117,7 @@ class FencedStore:
             return True
         held = self._c.lease_of(unit)
         if held is None:
-            self._pending.pop(unit, None)
+            self._forget(unit)
             self._c.counters[CHECKPOINT_WRITES_REJECTED] += 1
             raise CheckpointRejected(unit, self._c.me)
         looked = False
@@ -132,19 +133,24 @@ class FencedStore:
                     if current is not None and current.owner == self._c.me:
                         held.counter = current.counter
                         continue
-                self._pending.pop(unit, None)
+                self._forget(unit)
                 self._c.counters[CHECKPOINT_WRITES_REJECTED] += 1
                 self._c.drop(unit, "its checkpoint write was rejected (lease moved)")
                 raise CheckpointRejected(unit, self._c.me) from None
             except Exception as exc:
                 if not is_aws_error(exc):
                     raise
+                self._failed.add(unit)
                 return False  # throttling, 5xx, network: retried, never raised into Falco
-            held.checkpoint = self._pending.pop(unit)
+            held.checkpoint = self._forget(unit)
             self.writes += 1
             if held.draining_since is not None:
                 held.saved_since_drain = True
             return True
+
+    def _forget(self, unit: str) -> UnitState | None:
+        self._failed.discard(unit)
+        return self._pending.pop(unit, None)
 
     def _current(self, unit: str) -> Lease | None:
         try:
@@ -157,9 +163,10 @@ class FencedStore:
     def pending(self) -> list[str]:
         return sorted(self._pending)
 
-    def any_pending(self) -> bool:
-        """Whether a checkpoint write is pending (cheap: asked for every batch)."""
-        return bool(self._pending)
+    def any_failed(self) -> bool:
+        """Whether a state waits for a write that failed (cheap: asked for every batch). A write in flight
+        does not count: it has not failed."""
+        return bool(self._failed)
 
     def close(self) -> None:
         """Closing the store closes the Coordinator: leases are released after pending states are written."""

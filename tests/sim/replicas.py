@@ -243,7 +243,15 @@ class PollReplica(Replica):
         # is delivered).
         tuning = Tuning(list_every_s=LIST_EVERY_S, full_list_every_s=60.0, backoff_max_s=BACKOFF_MAX_S)
         self.source = SimCloudWatchSource(
-            world.logs_client, self.config, REGION, tuning, MemoryStore(), world.wall_seconds, None
+            world.logs_client,
+            self.config,
+            REGION,
+            tuning,
+            MemoryStore(),
+            world.wall_seconds,
+            None,
+            monotonic=world.monotonic,
+            rng=world.backoff_rng,
         )
         self.coord = self.coordinator(groups, self.source.origin_state)
         self.source.follow_leases(UnitLeases(self.coord, dict(groups)))

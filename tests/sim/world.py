@@ -10,7 +10,6 @@ it carries, so the checkers know what each holding had committed when it ended.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,6 @@ from botocore.exceptions import ClientError
 from k8saudit_eks_py import log
 from k8saudit_eks_py.coordination import Change
 from k8saudit_eks_py.coordination.lease import CHECKPOINT, OWNER, PRESENCE_PREFIX
-from k8saudit_eks_py.sources.cloudwatch import polling, source
 from k8saudit_eks_py.sources.cloudwatch import unit_key as group_key
 from k8saudit_eks_py.sources.kinesis.shards import unit_key as shard_key
 from tests.sim.dynamodb import Faults, Network, Table, Write
@@ -74,6 +72,7 @@ class World:
         self.mode = plan.mode
         self.rng = random.Random(f"world:{plan.mode}:{plan.seed}")
         self.event_rng = random.Random(f"events:{plan.mode}:{plan.seed}")
+        self.backoff_rng = random.Random(f"backoff:{plan.mode}:{plan.seed}")  # the sources' jitter
         self.kernel = Kernel(threads=threads)
         # Most schedules read the table in one Scan page (DynamoDB's are 1 MB); some in pages of two items,
         # so that a scan is several reads at different instants.
@@ -127,7 +126,7 @@ class World:
         return EPOCH_MS + int(t * 1000)
 
     def monotonic(self) -> float:
-        """time.monotonic() of the CloudWatch source while the world runs (see `run`)."""
+        """The CloudWatch sources' monotonic clock (their poll scheduling and backoff)."""
         return MONOTONIC_BASE + self.kernel.now
 
     def wall_seconds(self) -> float:
@@ -430,29 +429,15 @@ class World:
             while t <= self.plan.end:
                 k.at(t, "world", lambda: sample(self))
                 t += every
-        saved = log.logger, source.time, polling.time, polling.random
+        saved = log.logger
         log.logger = log.Logger(stream=lambda: _Lines(self), clock=lambda: k.now)
-        # CloudWatchSource reads time.monotonic() and random.uniform() itself (its poll scheduling and
-        # backoff): while the world runs they are the virtual clock and the world's seeded generator.
-        source.time = polling.time = _VirtualTime(self.monotonic)  # type: ignore[assignment]
-        polling.random = random.Random(f"backoff:{self.plan.mode}:{self.plan.seed}")  # type: ignore[assignment]
         try:
             k.run(self.plan.end)
         finally:
-            log.logger, source.time, polling.time, polling.random = saved
+            log.logger = saved
 
     def shutdown(self) -> None:
         self.kernel.shutdown()
-
-
-class _VirtualTime:
-    """The `time` module as CloudWatchSource sees it in a simulation: monotonic() is virtual."""
-
-    def __init__(self, monotonic: Callable[[], float]) -> None:
-        self.monotonic = monotonic
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
 
 
 class _Lines:

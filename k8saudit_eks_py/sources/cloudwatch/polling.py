@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +44,8 @@ class Poller(Delivery[QueuedEvent, Unit]):
     tuning: Tuning
     _params: ReadParams
     _clock: Callable[[], float]
+    _monotonic: Callable[[], float]
+    _rng: random.Random
     _units: dict[str, Unit]
     _pacer: aws.CallPacer
     _groups_behind: int
@@ -75,7 +76,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 self._stop.wait(0.2)
                 continue
             at, unit, listing = job
-            wait = at - time.monotonic()
+            wait = at - self._monotonic()
             if wait > 0:
                 self._stop.wait(min(wait, 0.5))  # short: a unit added meanwhile may be due sooner
                 continue
@@ -90,7 +91,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 self._counters[metrics.ERRORS] += 1
                 delay = self._backoff(unit.failures)
                 unit.failures += 1
-                unit.due = unit.list_due = time.monotonic() + delay
+                unit.due = unit.list_due = self._monotonic() + delay
                 unit.steps.clear()
                 unit.listing = None
                 _log(f"internal error polling {unit.log_group}: {exc!r}; retry in {delay:.1f}s", "internal")
@@ -112,7 +113,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
     def _report_lag(self) -> None:
         """Once a second: count the groups polled later than their interval allows; name them in a
         rate-limited line (they are waiting for their share of the calls)."""
-        now = time.monotonic()
+        now = self._monotonic()
         if now < self._next_lag_check:
             return
         self._next_lag_check = now + 1.0
@@ -141,13 +142,13 @@ class Poller(Delivery[QueuedEvent, Unit]):
 
     def group_lags(self) -> dict[str, float]:
         """Seconds since each log group was last read up to now (its poll lag)."""
-        now = time.monotonic()
+        now = self._monotonic()
         with self._cond:
             return {u.log_group: now - u.read_up_to for u in self._units.values()}
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(self.tuning.backoff_max_s, self.tuning.backoff_min_s * 2 ** min(failures, 30))
-        return ceiling * random.uniform(0.5, 1.0)
+        return ceiling * self._rng.uniform(0.5, 1.0)
 
     def _call(self, u: Unit, step: Step) -> dict[str, Any]:
         request: dict[str, Any] = dict(u.request)
@@ -201,7 +202,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
         """One FilterLogEvents call of unit `u`'s current poll."""
         if not u.steps:
             u.poll_ms = self._now_ms()
-            u.poll_began = time.monotonic()
+            u.poll_began = self._monotonic()
             u.poll_found = 0
             with self._cond:
                 u.steps.extend(Step("read", read) for read in u.positions.plan(u.poll_ms, discover=True))
@@ -213,7 +214,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
         token = page.get("nextToken")
         if token:  # an empty page with a token only means "the service stopped early; continue"
             step.token = token
-            u.due = time.monotonic()
+            u.due = self._monotonic()
             return
         u.steps.popleft()
         with self._cond:
@@ -221,7 +222,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
             u.positions.finished(step.read, step.found)
             u.poll_found += sum(step.found.values())
             if u.steps:
-                u.due = time.monotonic()
+                u.due = self._monotonic()
                 return
             u.positions.followed(u.poll_ms)
             u.read_up_to = u.poll_began
@@ -231,12 +232,12 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 u.interval = poll
             else:  # quiet: back off, so that busy groups get the calls
                 u.interval = min(max(u.interval, poll) * 2, poll * self.tuning.quiet_max_polls)
-        u.due = max(time.monotonic(), u.poll_began + u.interval)
+        u.due = max(self._monotonic(), u.poll_began + u.interval)
 
     def _list_step(self, u: Unit) -> None:
         """One DescribeLogStreams call of unit `u`'s listing track."""
         if u.listing is None:
-            now = time.monotonic()
+            now = self._monotonic()
             if now >= u.next_full_list:
                 u.next_full_list = now + self.tuning.full_list_every_s
                 u.listing = Step("all")
@@ -251,14 +252,14 @@ class Poller(Delivery[QueuedEvent, Unit]):
         # The recent listing reads only its first page: the most recently written streams.
         if token and step.kind != "recent":
             step.token = token
-            u.list_due = time.monotonic()
+            u.list_due = self._monotonic()
             return
         u.listing = None
         with self._cond:
             if step.kind == "all":
                 u.positions.listed_completely(step.names)
             moved = u.positions.wants_read()
-        now = time.monotonic()
+        now = self._monotonic()
         u.list_due = now + self.tuning.list_every_s
         if moved and not u.steps and u.interval > self.config.polling_interval:
             u.due = min(u.due, now)  # a quiet group with a stream that moved: poll it now
@@ -329,9 +330,9 @@ class Poller(Delivery[QueuedEvent, Unit]):
         delay = self._backoff(u.failures)
         u.failures += 1
         if step.kind == "read":
-            u.due = time.monotonic() + delay
+            u.due = self._monotonic() + delay
         else:
-            u.list_due = time.monotonic() + delay
+            u.list_due = self._monotonic() + delay
         hint = ""
         if kind == "credentials":
             hint = self._renew_client()
@@ -347,7 +348,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 u.steps.clear()
                 u.next_full_list = 0.0
                 u.listing = None
-                u.list_due = time.monotonic()
+                u.list_due = self._monotonic()
         _log(
             f"{u.log_group}: {operation} failed: {aws.describe(exc)}{hint}; retry {u.failures} in "
             f"{delay:.1f}s",

@@ -13,6 +13,7 @@ its lease is safely held.
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Callable
@@ -108,16 +109,23 @@ class CloudWatchSource(Poller):
         store: CheckpointStore,
         clock: Callable[[], float],
         default_cluster: str | None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
+        """`clock` is wall time (event timestamps, start positions); `monotonic` schedules polls and
+        backoff, with jitter from `rng`: a simulation passes virtual ones."""
         super().__init__(config, store, default_cluster, (metrics.POLLS,), tuning.close_timeout_s)
         self.region = region
         self.tuning = tuning
         self._params = tuning.reads or ReadParams.derive(config.lookback, config.polling_interval)
         self._clock = clock
+        self._monotonic = monotonic
+        self._rng = rng or random.Random()
         self._leases: UnitLeases | None = None
         self._units: dict[str, Unit] = {}
         self._newest_ingestion_ms = 0
-        self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop)
+        self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop, monotonic)
         self._groups_behind = 0
         self._next_lag_check = 0.0
         try:
@@ -189,7 +197,7 @@ class CloudWatchSource(Poller):
                 )
                 state = None
         positions = GroupPositions(self._params, state, self._now_ms(), self.config.shift * 1000)
-        unit = Unit(key, cluster, log_group, group_request(log_group), positions, due=time.monotonic())
+        unit = Unit(key, cluster, log_group, group_request(log_group), positions, due=self._monotonic())
         with self._cond:
             if key in self._units:
                 raise ValueError(f"unit {key} is already being read")

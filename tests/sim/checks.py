@@ -2,7 +2,8 @@
 delivered only while held, and never while another replica may deliver it).
 
 - Nothing lost: every event of a unit put at or after the unit's origin (the first take's instant minus
-  shift; for a shard born of a split or merge, every record) is delivered at least once.
+  shift; for a shard born of a split or merge, the first take of any shard of its lineage minus shift,
+  which is every record when it was born after that) is delivered at least once.
 - Repeats are bounded: an event is delivered again only by a later holding than the one that delivered
   it, and only if that earlier holding ended without committing the batch that held it (kill -9, SIGSTOP
   past the lease, DynamoDB unreachable or throttled, a rejected checkpoint), and then at most one batch
@@ -51,12 +52,28 @@ def _required(world: World, event: Event) -> bool | None:
     if event.visible_at > world.plan.end - settle:
         return False
     if event.unit in world.children:
-        return True
+        # A shard born of a split or merge is read from its lineage's start: all of it when it was born
+        # after that, else from the first take of its lineage minus shift, as the stream's first shards.
+        takes = [world.first_take[u] for u in _lineage(world, event.unit) if u in world.first_take]
+        if not takes:
+            return True
+        return event.ts_ms >= world.wall_ms_at(min(takes)) - world.shift * 1000
     taken = world.first_take.get(event.unit)
     if taken is None:
         return None if event.unit in world.configured else False
     origin_ms = world.wall_ms_at(taken) - world.shift * 1000
     return event.ts_ms >= origin_ms
+
+
+def _lineage(world: World, unit: str) -> set[str]:
+    """`unit` and all its ancestors (stream mode)."""
+    found, todo = {unit}, [unit]
+    while todo:
+        for parent in world.children.get(todo.pop(), ()):
+            if parent not in found:
+                found.add(parent)
+                todo.append(parent)
+    return found
 
 
 def check(world: World) -> Outcome:

@@ -68,10 +68,15 @@ class Outcome:
 
     def start_of(self, unit: str, first_takes: dict[str, float]) -> float:
         """From when every event put into `unit` must be delivered: its first acquisition (the first holder
-        reads from then - shift), or, for a shard born of a split or merge, its birth (it starts empty)."""
-        if self.shard_parents.get(unit):
-            return -math.inf
-        return first_takes.get(unit, -math.inf)
+        reads from then - shift); for a shard born of a split or merge, the first acquisition of any shard
+        of its lineage (all of it when it was born after that: it starts empty)."""
+        lineage, todo = {unit}, [unit]
+        while todo:
+            for parent in self.shard_parents.get(todo.pop(), []):
+                if parent not in lineage:
+                    lineage.add(parent)
+                    todo.append(parent)
+        return min((first_takes[u] for u in lineage if u in first_takes), default=-math.inf)
 
     def required(self) -> set[str]:
         first = self.first_takes()

@@ -29,6 +29,7 @@ import threading
 import time
 
 import _setup
+from _latency import put_to_batch
 
 from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
@@ -100,31 +101,7 @@ def host_rate(url: str, cluster: str, want: int, cap: float) -> tuple[int, float
 
 def latency(url: str, client: object, cluster: str, group: str, count: int) -> list[float]:
     source = open_cloudwatch(cluster, parse_config(f'{{"endpoint_url": "{url}"}}'))  # defaults otherwise
-    put_at: dict[str, float] = {}
-    seen: list[float] = []
-    stop = threading.Event()
-
-    def writer() -> None:
-        for i in range(count):
-            ts = int(time.time() * 1000)
-            put_at[f"a-{10_000_000 + i}"] = time.monotonic()
-            put_events(client, group, STREAM, [(ts, audit_event(10_000_000 + i, ts))])
-            if stop.wait(0.7):
-                return
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    deadline = time.monotonic() + count * 0.7 + 30
-    try:
-        while len(seen) < count and time.monotonic() < deadline:
-            batch, _ = source.next_batch(64, 0.5)
-            now = time.monotonic()
-            seen.extend(now - put_at[a] for a in audit_ids(batch) if a in put_at)
-    finally:
-        stop.set()
-        thread.join()
-        source.close()
-    return seen
+    return put_to_batch(source, client, group, STREAM, count, every_s=0.7, wait_s=0.5)
 
 
 PAGE_BYTES = 1_048_576  # CloudWatch returns at most 1 MB of events per page

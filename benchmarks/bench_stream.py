@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import _setup
+from _latency import put_to_batch
 
 from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
@@ -30,11 +31,9 @@ from tests.support.kinesis import client, create_stream, event_id, record_data, 
 from tests.support.leases import new_table, owners, wait_for
 from tests.support.moto_server import (
     audit_event,
-    audit_ids,
     create_group,
     dummy_environ,
     logs_client,
-    put_events,
 )
 
 AUDIT = "kube-apiserver-audit-bench"
@@ -110,31 +109,7 @@ def latency(url: str, stream: str, count: int) -> list[float]:
     ]
     subscribe(url, group, arn, name="latency")
     source = open_kinesis(stream, parse_config(json.dumps({"kinesis_endpoint_url": url})))
-    put_at: dict[str, float] = {}
-    seen: list[float] = []
-    stop = threading.Event()
-
-    def writer() -> None:
-        for i in range(count):
-            ts = int(time.time() * 1000)
-            put_at[f"a-{10_000_000 + i}"] = time.monotonic()
-            put_events(logs, group, AUDIT, [(ts, audit_event(10_000_000 + i, ts))])
-            if stop.wait(0.37):
-                return
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    deadline = time.monotonic() + count * 0.37 + 30
-    try:
-        while len(seen) < count and time.monotonic() < deadline:
-            batch, _ = source.next_batch(64, 0.05)  # the shim's wait
-            now = time.monotonic()
-            seen.extend(now - put_at[a] for a in audit_ids(batch) if a in put_at)
-    finally:
-        stop.set()
-        thread.join()
-        source.close()
-    return seen
+    return put_to_batch(source, logs, group, AUDIT, count, every_s=0.37, wait_s=0.05)  # the shim's wait
 
 
 def failover(url: str, lease_s: int) -> tuple[float, float] | None:

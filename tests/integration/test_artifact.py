@@ -5,9 +5,7 @@ the installed plugin run outside."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,9 @@ from k8saudit_eks_py.packaging import (
     upsert_index,
 )
 from k8saudit_eks_py.packaging.trim import SERVICES
-from tests.support import rootfs
+from tests.support import rootfs, unpacked
 from tests.support.host import Host
-from tests.support.moto_server import REGION, create_group, logs_client, moto_server, put_events
+from tests.support.moto_server import moto_server
 from tests.support.registry import falcoctl_extract, local_registry, pull_plugin
 
 pytestmark = pytest.mark.slow
@@ -79,10 +77,6 @@ def root() -> Path:
     return rootfs.ensure_rootfs()
 
 
-def _elf_files(directory: Path) -> list[Path]:
-    return [p for p in directory.rglob("*.so*") if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"]
-
-
 def _runpath(path: Path) -> str:
     return subprocess.run(
         ["patchelf", "--print-rpath", str(path)], capture_output=True, text=True
@@ -105,7 +99,7 @@ def test_tarball_name_layout_and_size(tarball: Path, plugins_dir: Path) -> None:
     assert (runtime / "libpython3.11.so.1.0").is_file()
     # Only $ORIGIN-relative RUNPATHs: nothing may point back at the build machine.
     assert _runpath(plugins_dir / SO) == f"$ORIGIN/{RUNTIME}/lib"
-    for elf in _elf_files(plugins_dir):
+    for elf in unpacked.elf_files(plugins_dir):
         assert all(p.startswith("$ORIGIN") for p in _runpath(elf).split(":") if p), elf
     stdlib = runtime / "python3.11"
     for dropped in (
@@ -212,29 +206,14 @@ def test_root_filesystem_has_no_python(root: Path) -> None:
     assert not list(root.glob("usr/bin/python*")) and not list(root.glob("usr/lib/libpython*"))
 
 
-def _stage(tmp: Path, plugins_dir: Path, plughost: Path, files: dict[str, bytes]) -> Path:
-    stage = tmp / "stage"
-    shutil.copytree(plugins_dir, stage / "plugins")
-    shutil.copy2(plughost, stage / "plughost")
-    for name, data in files.items():
-        (stage / name).write_bytes(data)
-    return stage
-
-
-def _lines(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
-
-
-def _events(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [line for line in lines if "values" in line]
-
-
 def test_unpacked_plugin_runs_without_python_like_the_installed_one(
     root: Path, plugins_dir: Path, plughost_binary: Path, host: Host, reference_dir: Path, tmp_path: Path
 ) -> None:
     audit = b"\n".join((reference_dir / DEV_EVENTS).read_bytes().splitlines()[:200]) + b"\n"
     requests = ("\n".join(REQUESTS) + "\n").encode()
-    stage = _stage(tmp_path, plugins_dir, plughost_binary, {"audit.jsonl": audit, "requests.txt": requests})
+    stage = unpacked.stage(
+        tmp_path, plugins_dir, plughost_binary, {"audit.jsonl": audit, "requests.txt": requests}
+    )
 
     with rootfs.staged(root, stage) as (_, inside):
         chroot_info = rootfs.run(root, [f"{inside}/plughost", f"{inside}/plugins/{SO}", "info"])
@@ -257,11 +236,11 @@ def test_unpacked_plugin_runs_without_python_like_the_installed_one(
     outside_run = host.run(
         "run", "--open", f"file://{stage}/audit.jsonl", "--requests", f"{stage}/requests.txt", check=True
     )
-    assert _lines(chroot_info.stdout) == outside_info.lines
-    inside_events = _events(_lines(chroot_run.stdout))
+    assert unpacked.lines(chroot_info.stdout) == outside_info.lines
+    inside_events = unpacked.events(unpacked.lines(chroot_run.stdout))
     assert len(inside_events) == 200
     assert inside_events == outside_run.events
-    assert _lines(chroot_run.stdout)[-1]["summary"]["events"] == outside_run.summary["events"] == 200
+    assert unpacked.lines(chroot_run.stdout)[-1]["summary"]["events"] == outside_run.summary["events"] == 200
 
 
 def test_unpacked_plugin_reads_cloudwatch_without_python(
@@ -271,27 +250,10 @@ def test_unpacked_plugin_reads_cloudwatch_without_python(
 
     The chroot shares the network namespace, so the moto server on 127.0.0.1 is the CloudWatch it reads."""
     docs = (reference_dir / DEV_EVENTS).read_bytes().splitlines()[:20]
-    now_ms = int(time.time() * 1000)
     requests = ("\n".join(REQUESTS) + "\n").encode()
-    stage = _stage(tmp_path, plugins_dir, plughost_binary, {"requests.txt": requests})
+    stage = unpacked.stage(tmp_path, plugins_dir, plughost_binary, {"requests.txt": requests})
     with moto_server() as server:
-        client = logs_client(server.url)
-        create_group(client, "/aws/eks/demo/cluster", ["kube-apiserver-audit-0123456789abcdef"])
-        put_events(
-            client,
-            "/aws/eks/demo/cluster",
-            "kube-apiserver-audit-0123456789abcdef",
-            [(now_ms - 1000 + i, d.decode()) for i, d in enumerate(docs)],
-        )
-        config = json.dumps(
-            {"endpoint_url": server.url, "region": REGION, "shift": 600, "polling_interval": 1}
-        )
-        env = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "HOME": "/root",
-        }
+        config, env = unpacked.seed_demo_group(server.url, docs)
         with rootfs.staged(root, stage) as (_, inside):
             result = rootfs.run(
                 root,
@@ -313,6 +275,6 @@ def test_unpacked_plugin_reads_cloudwatch_without_python(
                 env=env,
             )
     assert result.returncode == 0, result.stderr
-    events = _events(_lines(result.stdout))
+    events = unpacked.events(unpacked.lines(result.stdout))
     expected = [json.loads(d)["auditID"] for d in docs]
     assert [e["values"][0] for e in events] == [[a] for a in expected]

@@ -9,18 +9,16 @@ that tests/setup-system fills: the build runs with --offline and the tests only 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from k8saudit_eks_py.cli import main as cli_main
 from k8saudit_eks_py.packaging import check_package, elf, project_version
-from tests.support import emulation, rootfs
-from tests.support.moto_server import REGION, create_group, logs_client, moto_server, put_events
+from tests.support import emulation, rootfs, unpacked
+from tests.support.moto_server import moto_server
 from tests.support.registry import falcoctl_extract, local_registry, pull_plugin
 
 pytestmark = pytest.mark.slow
@@ -90,18 +88,6 @@ def arm64_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return emulation.build_host(tmp_path_factory.mktemp("arm64-host"))
 
 
-def _elf_files(directory: Path) -> list[Path]:
-    return [p for p in directory.rglob("*.so*") if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"]
-
-
-def _lines(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
-
-
-def _events(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [line for line in lines if "values" in line]
-
-
 # ---------------------------------------------------------------------------------------------- tarball
 
 
@@ -121,7 +107,7 @@ def test_arm64_tarball_is_aarch64_within_budget_and_reproducible(
     plugins.mkdir()
     falcoctl_extract(tarball, plugins)
     assert sorted(p.name for p in plugins.iterdir()) == [RUNTIME, SO]
-    elves = _elf_files(plugins)
+    elves = unpacked.elf_files(plugins)
     assert len(elves) > 30  # libpython, the bundled libraries, lib-dynload, orjson, cffi
     assert {elf.machine(p) for p in elves} == {"aarch64"}
     assert elf.runpath(plugins / SO) == f"$ORIGIN/{RUNTIME}/lib"
@@ -171,15 +157,6 @@ def test_arm64_root_and_host_are_aarch64_and_the_root_lacks_python(
     assert not list(arm64_root.glob("usr/lib/*/libpython*"))
 
 
-def _stage(tmp: Path, plugins: Path, host: Path, files: dict[str, bytes]) -> Path:
-    stage = tmp / "stage"
-    shutil.copytree(plugins, stage / "plugins")
-    shutil.copy2(host, stage / "plughost")
-    for name, data in files.items():
-        (stage / name).write_bytes(data)
-    return stage
-
-
 def test_arm64_artifact_gives_the_x86_64_values_for_every_field_request(
     arm64_root: Path,
     arm64_plugins: Path,
@@ -196,7 +173,7 @@ def test_arm64_artifact_gives_the_x86_64_values_for_every_field_request(
     files = {"audit.jsonl": audit, "requests.txt": requests}
     run = ["run", "--open", "file://{}/audit.jsonl", "--requests", "{}/requests.txt"]
 
-    arm_stage = _stage(tmp_path / "arm64", arm64_plugins, arm64_host, files)
+    arm_stage = unpacked.stage(tmp_path / "arm64", arm64_plugins, arm64_host, files)
     emulation.stage_emulator(arm_stage)
     started = time.monotonic()
     with rootfs.staged(arm64_root, arm_stage) as (_, inside):
@@ -207,7 +184,7 @@ def test_arm64_artifact_gives_the_x86_64_values_for_every_field_request(
     assert arm_info.returncode == 0, arm_info.stderr
     assert arm_run.returncode == 0, arm_run.stderr
 
-    amd_stage = _stage(tmp_path / "amd64", amd64_plugins, plughost_binary, files)
+    amd_stage = unpacked.stage(tmp_path / "amd64", amd64_plugins, plughost_binary, files)
     amd64_root = rootfs.ensure_rootfs()
     with rootfs.staged(amd64_root, amd_stage) as (_, inside):
         argv = [f"{inside}/plughost", f"{inside}/plugins/{SO}"]
@@ -215,9 +192,12 @@ def test_arm64_artifact_gives_the_x86_64_values_for_every_field_request(
         amd_run = rootfs.run(amd64_root, [*argv, *(a.format(inside) for a in run)])
     assert amd_info.returncode == 0 and amd_run.returncode == 0, amd_info.stderr + amd_run.stderr
 
-    assert _lines(arm_info.stdout) == _lines(amd_info.stdout)
+    assert unpacked.lines(arm_info.stdout) == unpacked.lines(amd_info.stdout)
     request_names = [r for r in requests.decode().splitlines() if r]
-    arm_events, amd_events = _events(_lines(arm_run.stdout)), _events(_lines(amd_run.stdout))
+    arm_events, amd_events = (
+        unpacked.events(unpacked.lines(arm_run.stdout)),
+        unpacked.events(unpacked.lines(amd_run.stdout)),
+    )
     assert len(arm_events) == len(amd_events) == EVENTS
     golden = [json.loads(line) for line in (reference_dir / GOLDEN).read_text().splitlines()][:EVENTS]
     compared, differences, from_go = 0, [], []
@@ -232,7 +212,7 @@ def test_arm64_artifact_gives_the_x86_64_values_for_every_field_request(
     assert compared == EVENTS * len(request_names) == EVENTS * 117
     assert not differences, f"{len(differences)} differences, first: {differences[:5]}"
     assert not from_go, f"{len(from_go)} differences from the Go plugin, first: {from_go[:5]}"
-    assert _lines(arm_run.stdout)[-1]["summary"]["extract_failures"] == 0
+    assert unpacked.lines(arm_run.stdout)[-1]["summary"]["extract_failures"] == 0
 
 
 def test_arm64_artifact_reads_cloudwatch_under_emulation(
@@ -240,27 +220,10 @@ def test_arm64_artifact_reads_cloudwatch_under_emulation(
 ) -> None:
     """botocore (trimmed) builds its session and Logs client, signs and sends FilterLogEvents, emulated."""
     docs = (reference_dir / DEV_EVENTS).read_bytes().splitlines()[:20]
-    now_ms = int(time.time() * 1000)
-    stage = _stage(tmp_path, arm64_plugins, arm64_host, {"requests.txt": b"ka.auditid\nka.verb\n"})
+    stage = unpacked.stage(tmp_path, arm64_plugins, arm64_host, {"requests.txt": b"ka.auditid\nka.verb\n"})
     emulation.stage_emulator(stage)
     with moto_server() as server:
-        client = logs_client(server.url)
-        create_group(client, "/aws/eks/demo/cluster", ["kube-apiserver-audit-0123456789abcdef"])
-        put_events(
-            client,
-            "/aws/eks/demo/cluster",
-            "kube-apiserver-audit-0123456789abcdef",
-            [(now_ms - 1000 + i, d.decode()) for i, d in enumerate(docs)],
-        )
-        config = json.dumps(
-            {"endpoint_url": server.url, "region": REGION, "shift": 600, "polling_interval": 1}
-        )
-        env = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "HOME": "/root",
-        }
+        config, env = unpacked.seed_demo_group(server.url, docs)
         with rootfs.staged(arm64_root, stage) as (_, inside):
             argv = [
                 f"{inside}/plughost",
@@ -274,5 +237,5 @@ def test_arm64_artifact_reads_cloudwatch_under_emulation(
             argv += ["--requests", f"{inside}/requests.txt", "--max-events", str(len(docs))]
             result = emulation.run(arm64_root, inside, [*argv, "--max-seconds", "120"], env=env)
     assert result.returncode == 0, result.stderr
-    events = _events(_lines(result.stdout))
+    events = unpacked.events(unpacked.lines(result.stdout))
     assert [e["values"][0] for e in events] == [[json.loads(d)["auditID"]] for d in docs]

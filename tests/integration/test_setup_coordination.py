@@ -14,7 +14,7 @@ import pytest
 
 from k8saudit_eks_py.coordination.start import start_coordinator
 from k8saudit_eks_py.errors import OpenError
-from tests.integration.test_cli_check import _reset_auth, check, client, make_cluster
+from tests.support.check_cli import check, iam_enforced, iam_user, make_cluster
 from tests.support.leases import dynamodb, new_table, wait_for
 from tests.support.moto_server import (  # noqa: F401 - aws_env: dummy credentials only
     REGION,
@@ -166,19 +166,13 @@ def test_open_names_the_iam_statement_when_access_is_denied(
     server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = new_table(server.url)
-    iam = client(server, "iam")
-    iam.create_user(UserName="no-dynamodb")
-    key = iam.create_access_key(UserName="no-dynamodb")["AccessKey"]
+    env = iam_user(server, "no-dynamodb")
     monkeypatch.delenv("AWS_SESSION_TOKEN")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", env["AWS_ACCESS_KEY_ID"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", env["AWS_SECRET_ACCESS_KEY"])
     cfg = make_config(server.url, coordination_table=name, coordination_endpoint_url=server.url)
-    _reset_auth(server, "0")
-    try:
-        with pytest.raises(OpenError) as err:
-            start_coordinator(cfg, REGION, ["u"])
-    finally:
-        _reset_auth(server, "inf")
+    with iam_enforced(server), pytest.raises(OpenError) as err:
+        start_coordinator(cfg, REGION, ["u"])
     text = str(err.value)
     assert text.startswith(
         f"access denied to coordination_table {name} (AccessDenied: User: "
@@ -234,34 +228,17 @@ def test_check_reports_a_table_with_another_key_schema(server: MotoServer) -> No
 def test_check_reports_denied_table_actions_with_the_policy(server: MotoServer) -> None:
     make_cluster(server, "partial")
     name = new_table(server.url)
-    iam = client(server, "iam")
-    iam.create_user(UserName="reader")
-    allow = {
-        "Effect": "Allow",
-        "Action": [
-            "sts:GetCallerIdentity",
-            "logs:*",
-            "eks:*",
-            "dynamodb:DescribeTable",
-            "dynamodb:Scan",
-            "dynamodb:GetItem",
-        ],
-        "Resource": "*",
-    }
-    iam.put_user_policy(
-        UserName="reader",
-        PolicyName="partial",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow]}),
-    )
-    key = iam.create_access_key(UserName="reader")["AccessKey"]
-    env = dummy_environ()
-    env.pop("AWS_SESSION_TOKEN")
-    env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = key["AccessKeyId"], key["SecretAccessKey"]
-    _reset_auth(server, "0")
-    try:
+    actions = [
+        "sts:GetCallerIdentity",
+        "logs:*",
+        "eks:*",
+        "dynamodb:DescribeTable",
+        "dynamodb:Scan",
+        "dynamodb:GetItem",
+    ]
+    env = iam_user(server, "reader", actions)
+    with iam_enforced(server):
         rc, out = check(server, "partial", "--coordination-table", name, env=env)
-    finally:
-        _reset_auth(server, "inf")
     assert rc == 1, out
     assert f"✓ coordination table {name}: exists, key schema ok" in out
     assert "✓ IAM dynamodb:GetItem: allowed" in out

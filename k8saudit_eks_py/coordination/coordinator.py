@@ -182,10 +182,8 @@ class Coordinator:
             for unit, h in self._held.items():
                 if h.draining_since is not None and unit not in unsaved and not h.saved_since_drain:
                     h.saved_since_drain = ready = True
-        if ready or unsaved:
-            # Hand it over now rather than at the next round; or retry the unsaved writes now, since
-            # nothing is delivered while they are pending (a failed round is retried with backoff).
-            self.wake()
+        if ready:
+            self.wake()  # hand it over now rather than at the next round
 
     def wake(self) -> None:
         """Run a round now instead of at its period."""

@@ -56,6 +56,8 @@ class Holder(Protocol):
 
     def committed(self, unsaved: list[str]) -> None: ...
 
+    def wake(self) -> None: ...
+
     def close(self, timeout: float = 10.0) -> None: ...
 
 
@@ -101,6 +103,11 @@ class FencedStore:
                 self._c.sleep(self._c.rng.uniform(delay / 2, delay))
                 delay = min(delay * 2, 1.0)
         self._c.committed(self.pending())
+        if any(unit in self._failed for unit in states):
+            # Nothing is delivered until these are written: the lease thread retries them now (and then
+            # with its backoff), not at its next period. Only when this save failed: the empty saves that
+            # follow must not wake it again and again.
+            self._c.wake()
         if rejected:
             raise CheckpointRejected(", ".join(rejected), self._c.me)
 

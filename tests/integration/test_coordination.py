@@ -177,7 +177,9 @@ def test_throttled_and_failing_dynamodb_only_delays(moto: MotoServer, running: l
             try:
                 for n in range(20):
                     c.store.save({assignment[c]: {"pos": n}})
-                    time.sleep(0.05)  # Falco processing the batch before it asks for the next one
+                    # Falco processes a batch before it asks for the next one (and the next save): a model
+                    # of the caller, not a wait for a condition.
+                    time.sleep(0.05)
             except BaseException as exc:
                 errors.append(exc)
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.host import Host
-from tests.support.host_procs import HostProc, Traffic, delivered, wait_until_delivered
+from tests.support.host_procs import HostProc, Traffic, delivered, wait_past_marks, wait_until_delivered
 from tests.support.leases import new_table, wait_for
 from tests.support.moto_server import MotoServer
 
@@ -96,18 +96,19 @@ def replicas(host: Host, tmp_path: Path, moto: MotoServer) -> Iterator[Any]:
 
 
 def _settle_and_finish(r: Replicas, alive: list[HostProc], timeout: float = 30) -> Counter[str]:
-    """Stop the traffic, wait until every sent event came out, stop the hosts cleanly (SIGTERM, after a
-    poll or two more: a duplicate would show up there); the delivery counts."""
+    """Stop the traffic, wait until every sent event came out and the hosts read past a last event per
+    cluster (twice: a duplicate would show up there), stop the hosts cleanly (SIGTERM); the delivery
+    counts."""
     r.traffic.stop()
     want = r.traffic.expected()
     assert wait_until_delivered(r.procs, want, timeout), sorted(want - set(delivered(r.procs)))[:10]
-    time.sleep(1.5)  # not a wait for a condition: the window in which a repeat would show up
+    assert wait_past_marks(r.traffic.mark, lambda: set(delivered(r.procs)), timeout)
     for proc in alive:
         proc.terminate()
     for proc in alive:
         assert proc.wait(60) == 0, proc.stderr()[-2000:]
     seen = delivered(r.procs)
-    assert set(seen) == want  # nothing lost, nothing invented
+    assert set(seen) == r.traffic.expected()  # nothing lost, nothing invented (the marks included)
     r.check_cluster_names()
     return seen
 

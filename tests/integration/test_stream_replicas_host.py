@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.support.host import Host
-from tests.support.host_procs import HostProc
+from tests.support.host_procs import HostProc, wait_past_marks
 from tests.support.kinesis import Traffic, create_stream
 from tests.support.leases import new_table, owners, wait_for
 from tests.support.moto_server import MotoServer
@@ -57,7 +57,9 @@ def test_two_host_replicas_deliver_once_and_survive_a_kill_9(
         total = traffic.stop()
     everything = {f"a-{i}" for i in range(total)}
     assert wait_for(lambda: set(survivor.ids()) | set(victim.ids()) >= everything, 30), len(everything)
-    time.sleep(0.5)  # not a wait for a condition: the window in which a repeat would show up
+    # Read past a last record in every shard, twice: a repeat would show up there.
+    assert wait_past_marks(traffic.mark, lambda: set(survivor.ids()), 30)
+    everything = {f"a-{i}" for i in range(traffic.sent)}
     survivor.stop()
 
     # Not before the victim's lease could expire; within lease_duration + one renewal period (+ slack for

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.support.host_procs import STREAM
-from tests.support.kinesis import client, event_id, record_data
+from tests.support.kinesis import client, event_id, put_to_each_shard, record_data
 from tests.support.moto_server import audit_event, logs_client, put_events
 
 __all__ = ["Sent", "Traffic"]
@@ -98,6 +98,26 @@ class Traffic:
             if "ShardId" in result:
                 for n in ns:
                     self.sent[f"a-{n}"] = Sent(result["ShardId"], put_at)
+
+    def mark(self) -> set[str]:
+        """After stop(): one more event into every active cluster (poll) or open shard (stream), counted as
+        sent; their ids."""
+        put_at = time.time()
+        if self.mode == "stream":
+            put = put_to_each_shard(self._kinesis, self.target, "prod", self._n)
+            self._n += len(put)
+            self.sent.update({event: Sent(shard, put_at) for shard, event in put.items()})
+            return set(put.values())
+        ts = int(put_at * 1000)
+        with self._lock:
+            clusters = list(self._clusters)
+        ids: set[str] = set()
+        for cluster in clusters:
+            n, self._n = self._n, self._n + 1
+            put_events(self._logs, f"/aws/eks/{cluster}/cluster", STREAM, [(ts, audit_event(n, ts))])
+            self.sent[f"a-{n}"] = Sent(cluster, put_at)
+            ids.add(f"a-{n}")
+        return ids
 
     def cluster_of(self, event: str) -> str:
         return self.sent[event].unit if self.mode == "poll" else "prod"

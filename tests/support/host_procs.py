@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,7 @@ class Traffic:
         self.per_tick = per_tick
         self.tick_s = tick_s
         self.sent: dict[str, list[str]] = {c: [] for c in clusters}
+        self._k = 0
         self._stop = threading.Event()
         for cluster in clusters:
             create_group(self._client, f"/aws/eks/{cluster}/cluster", [STREAM])
@@ -164,19 +166,28 @@ class Traffic:
         return self
 
     def _run(self) -> None:
-        k = 0
         while not self._stop.wait(self.tick_s):
-            now = int(time.time() * 1000)
-            for index, cluster in enumerate(self.clusters):
-                ns = [1_000_000 * index + k + i for i in range(self.per_tick)]
-                put_events(
-                    self._client,
-                    f"/aws/eks/{cluster}/cluster",
-                    STREAM,
-                    [(now, audit_event(n, now)) for n in ns],
-                )
-                self.sent[cluster].extend(f"a-{n}" for n in ns)
-            k += self.per_tick
+            self._round(self.per_tick)
+
+    def _round(self, per_cluster: int) -> set[str]:
+        now = int(time.time() * 1000)
+        ids: set[str] = set()
+        for index, cluster in enumerate(self.clusters):
+            ns = [1_000_000 * index + self._k + i for i in range(per_cluster)]
+            put_events(
+                self._client,
+                f"/aws/eks/{cluster}/cluster",
+                STREAM,
+                [(now, audit_event(n, now)) for n in ns],
+            )
+            self.sent[cluster].extend(f"a-{n}" for n in ns)
+            ids.update(f"a-{n}" for n in ns)
+        self._k += per_cluster
+        return ids
+
+    def mark(self) -> set[str]:
+        """After stop(): one more event into every cluster (counted as sent); their ids."""
+        return self._round(1)
 
     def stop(self) -> None:
         self._stop.set()
@@ -191,6 +202,22 @@ class Traffic:
 
 def delivered(hosts: list[HostProc]) -> Counter[str]:
     return Counter(i for h in hosts for i in h.ids())
+
+
+def wait_past_marks(mark: Callable[[], set[str]], delivered: Callable[[], set[str]], timeout: float) -> bool:
+    """What a test does, once everything sent came out, to give a repeat the chance to show before it
+    stops the hosts: `mark()` puts one last event into every unit, then this waits until they came out;
+    twice. A holder reads its unit in order, so a unit's mark comes out after anything it was going to read
+    again; the second round makes every holder read once more after that (a poll re-reads the last half
+    second: the first marks again, which must not come out twice). False: a mark did not come out."""
+    deadline = time.monotonic() + timeout
+    for _ in range(2):
+        marks = mark()
+        while not marks <= delivered():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+    return True
 
 
 def wait_until_delivered(hosts: list[HostProc], want: set[str], timeout: float) -> bool:

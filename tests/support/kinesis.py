@@ -117,6 +117,29 @@ def put_real_records(
         k.put_records(StreamName=stream, Records=batch)
 
 
+def open_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """The shards of `stream` that take records (not closed by a split or merge)."""
+    shards = kinesis.list_shards(StreamName=stream)["Shards"]
+    return [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+
+
+def put_to_each_shard(kinesis: Any, stream: str, cluster: str, first: int) -> dict[str, str]:
+    """One record into every open shard (its first hash key as ExplicitHashKey), one audit event `a-<n>`
+    each from n = `first`: shard id → the event's id."""
+    ts = int(time.time() * 1000)
+    put: dict[str, str] = {}
+    for n, shard in enumerate(open_shards(kinesis, stream), start=first):
+        data = record_data(f"/aws/eks/{cluster}/cluster", [(event_id(n), ts, audit_event(n, ts))])
+        answer = kinesis.put_record(
+            StreamName=stream,
+            Data=data,
+            PartitionKey=f"mark-{n}",
+            ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"],
+        )
+        put[answer["ShardId"]] = f"a-{n}"
+    return put
+
+
 class Traffic:
     """Puts `a-<n>` events (5 per record, spread over the shards) from a thread until stopped."""
 
@@ -133,7 +156,16 @@ class Traffic:
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
 
+        self._url, self._stream = url, stream
+
     def stop(self) -> int:
         self._stop.set()
         self._thread.join(10)
         return self.sent
+
+    def mark(self) -> set[str]:
+        """After stop(): one more event into every open shard (counted in `sent`); their ids."""
+        kinesis = client("kinesis", self._url)
+        ids = set(put_to_each_shard(kinesis, self._stream, "prod", self.sent).values())
+        self.sent += len(ids)
+        return ids

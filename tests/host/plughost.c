@@ -388,7 +388,7 @@ static void *metrics_thread(void *p)
 		for (uint32_t i = 0; i < n; i++)
 			if (m[i].name && m[i].name[0])
 				a->metrics_seen++;
-		a->calls++;
+		__atomic_add_fetch(&a->calls, 1, __ATOMIC_RELEASE);
 		struct timespec ts = {0, 2000000};
 		nanosleep(&ts, NULL);
 	}
@@ -460,8 +460,15 @@ static int cmd_run(const plugin_api *api, const options *o)
 	}
 	metrics_thread_arg marg = {.api = api, .s = s};
 	pthread_t mt;
-	if (o->metrics_thread && api->get_metrics)
+	if (o->metrics_thread && api->get_metrics) {
 		pthread_create(&mt, NULL, metrics_thread, &marg);
+		/* Its first call made before reading starts: on a busy machine a short read could otherwise end
+		 * before the thread ran at all, and nothing would have been read concurrently. */
+		while (__atomic_load_n(&marg.calls, __ATOMIC_ACQUIRE) == 0) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
 
 	uint64_t n = 0, timeouts = 0, batches = 0, failures = 0, evtnum = 0;
 	double start = now_s(), max_batch = 0;

@@ -268,50 +268,55 @@ class Coordinator:
             self._ensured.add(unit)
 
     def _renew_all(self) -> bool:
-        ok = True
+        """Renew every held lease. A throttled or failed renewal is retried at once with a short jittered
+        backoff, for as long as it can still keep the lease (until lease_duration after the last renewal
+        that got through; at least half a period), not a round later: a run of unlucky answers must not
+        cost a lease. All units share the loop, and a unit's lock is held for one attempt at a time, never
+        across a pause: Falco's checkpoint writes never wait behind a retrying renewal."""
+        now = self.clock()
         with self._lock:
-            units = list(self._held)
-        for unit in units:
-            with self.unit_lock(unit):
-                h = self.lease_of(unit)
-                if h is None:
-                    continue
-                try:
-                    sent, lease = self._renew_promptly(unit, h)
-                except LeaseLost:
-                    self.drop(unit, "another replica holds it now (renewal rejected)")
-                    continue
-                except Exception as exc:
-                    self._transient(f"renew {unit}", exc)
-                    ok = False
-                    continue
-                with self._lock:
-                    h.counter, h.renewed_at = lease.counter, sent
-                    if lease.handoff_to and lease.handoff_to != self.me and h.draining_since is None:
-                        h.draining_since, h.handoff_to = self.clock(), lease.handoff_to
-                        log.info(
-                            f"replica {self.me} stops delivering {unit}: {lease.handoff_to} asked for it"
-                        )
-        return ok
+            waiting = {
+                u: max(h.renewed_at + self.lease_duration, now + self.interval / 2)
+                for u, h in self._held.items()
+            }
+        delay, longest = 0.05, max(0.05, self.interval / 8)
+        gave_up = False
+        while waiting:
+            for unit in sorted(waiting):
+                if self._renew_once(unit):
+                    del waiting[unit]
+            if not waiting or self._stop.is_set():
+                break
+            now = self.clock()
+            for unit in [u for u, until in waiting.items() if now + delay > until]:
+                del waiting[unit]  # too late to save: the next round tries again
+                gave_up = True
+            if waiting:
+                self.sleep(self.rng.uniform(delay / 2, delay))
+                delay = min(delay * 2, longest)
+        return not gave_up and not waiting
 
-    def _renew_promptly(self, unit: str, h: Held) -> tuple[float, Lease]:
-        """(when the successful renewal was sent, the lease). A throttled or failed renewal is retried at
-        once with a short jittered backoff for up to half a period, not a whole period later: a few
-        unlucky answers in a row must not cost a lease."""
-        deadline = self.clock() + self.interval / 2
-        delay = 0.05
-        while True:
+    def _renew_once(self, unit: str) -> bool:
+        """One renewal attempt; False when it failed and is worth retrying."""
+        with self.unit_lock(unit):
+            h = self.lease_of(unit)
+            if h is None:
+                return True  # released or lost meanwhile
             sent = self.clock()
             try:
-                return sent, self._renew(unit, h)
+                lease = self._renew(unit, h)
             except LeaseLost:
-                raise
+                self.drop(unit, "another replica holds it now (renewal rejected)")
+                return True
             except Exception as exc:
-                if not is_aws_error(exc) or self._stop.is_set() or self.clock() + delay > deadline:
-                    raise
                 self._transient(f"renew {unit}", exc)
-                self.sleep(self.rng.uniform(delay / 2, delay))
-                delay = min(delay * 2, 0.5)
+                return False
+            with self._lock:
+                h.counter, h.renewed_at = lease.counter, sent
+                if lease.handoff_to and lease.handoff_to != self.me and h.draining_since is None:
+                    h.draining_since, h.handoff_to = self.clock(), lease.handoff_to
+                    log.info(f"replica {self.me} stops delivering {unit}: {lease.handoff_to} asked for it")
+        return True
 
     def _renew(self, unit: str, h: Held) -> Lease:
         """Renew; when rejected, look once more: a renewal that timed out may have been applied, leaving

@@ -77,6 +77,7 @@ def test_a_new_stream_is_found_by_the_poll_without_a_listing(moto: MotoServer) -
         after = source.metrics()["api_calls_describe_log_streams"]
     finally:
         writer.halt.set()
+        writer.join()  # not putting into a server the module's end stops
         source.close()
     assert_exactly(audit_ids(got), writer.ids | {f"a-{1_000_000 + i}" for i in range(50)})
     assert after == listings  # found by the poll's own read, not by a listing
@@ -138,6 +139,7 @@ def test_groups_the_cap_cannot_serve_are_warned_at_open_then_counted_and_named(
         lags = source.group_lags()
     finally:
         writer.halt.set()
+        writer.join()  # not putting into a server the module's end stops
         source.close()
     err = capfd.readouterr().err
     # One read every 2 s serves one group per 2 x polling_interval; three need 1.5 calls/s.

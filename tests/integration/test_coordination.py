@@ -14,7 +14,10 @@ from k8saudit_eks_py.coordination import CheckpointRejected, Coordinator, LeaseT
 from k8saudit_eks_py.coordination.lease import Lease
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.leases import coordinator, dynamodb, new_table, owners, wait_for
-from tests.support.moto_server import MotoServer
+from tests.support.moto_server import (
+    MotoServer,
+    aws_env,  # noqa: F401
+)
 
 UNITS = ["/aws/eks/a/cluster", "/aws/eks/b/cluster", "/aws/eks/c/cluster"]
 
@@ -224,23 +227,45 @@ def test_a_replica_whose_checkpoint_write_fails_delivers_nothing_until_it_gets_t
     assert LeaseTable(dynamodb(moto.url), table).load_checkpoint("u") == {"pos": 1}
 
 
+THROTTLED = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+
+
+def test_a_checkpoint_write_does_not_wait_behind_a_retrying_renewal(
+    moto: MotoServer, running: list[Coordinator]
+) -> None:
+    """Every DynamoDB call throttled: the lease thread retries its renewal for seconds, but Falco's thread,
+    saving a checkpoint meanwhile, is held for its own short budget only, not for the renewal's retries."""
+    table = new_table(moto.url)
+    faults = Faults()
+    with FaultProxy(moto.url, faults) as proxy:
+        c = start(running, proxy.url, table, "r", ["u"], lease_s=30)
+        assert wait_for(lambda: c.held() == ["u"], 20)
+        faults.dynamodb_throttle = 1.0
+        c.wake()  # a round now: its renewal of u is throttled and retried
+        assert wait_for(lambda: proxy.stats.injected.get(THROTTLED, 0) >= 3, 10)
+        for _ in range(3):
+            began = time.monotonic()
+            c.store.save({"u": {"pos": 1}})
+            assert time.monotonic() - began < c.store.save_budget_s + 0.5
+        assert c.store.pending() == ["u"] and c.held() == []  # left for the lease thread; nothing delivered
+        faults.dynamodb_throttle = 0.0
+        assert wait_for(lambda: c.held() == ["u"] and c.store.pending() == [], 20)
+    assert LeaseTable(dynamodb(moto.url), table).load_checkpoint("u") == {"pos": 1}
+
+
 def test_a_throttled_renewal_is_retried_within_the_period(
     moto: MotoServer, running: list[Coordinator]
 ) -> None:
-    """70% of the holder's DynamoDB calls throttled: its renewals are retried at once with a short backoff,
-    so it keeps the lease for three lease durations while a healthy replica waits for it to expire."""
+    """70% of the holder's DynamoDB calls throttled: its renewals are retried at once with a short backoff
+    until the lease would expire (some 20 tries), so it keeps the lease for three lease durations while a
+    healthy replica waits for it to expire."""
     table = new_table(moto.url)
     with FaultProxy(moto.url, Faults(dynamodb_throttle=0.7, seed=3)) as proxy:
         holder = start(running, proxy.url, table, "throttled", ["u"], lease_s=6)
         assert wait_for(lambda: holder.held() == ["u"], 30)
         waiting = start(running, moto.url, table, "healthy", ["u"], lease_s=6)
         time.sleep(18)
-        assert (
-            proxy.stats.injected.get(
-                "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", 0
-            )
-            > 10
-        )
+        assert proxy.stats.injected.get(THROTTLED, 0) > 10
         assert holder.metrics()["lease_losses"] == 0
         assert waiting.metrics()["lease_takeovers"] == 0 and waiting.held() == []
         # Closed while its DynamoDB (the proxy) is still there: after it, a close would wait out its timeout.

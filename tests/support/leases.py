@@ -5,20 +5,23 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from k8saudit_eks_py.aws_setup.lease_table_create import create_table
+from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination import Coordinator, LeaseTable
 from k8saudit_eks_py.coordination.lease import PRESENCE_PREFIX
+from k8saudit_eks_py.coordination.start import dynamodb_client
 from tests.support.moto_server import REGION
 
 
 def dynamodb(url: str) -> Any:
-    """Short timeouts, as the plugin's own client has (coordination/start.py): a call stalled in the local
-    server fails in seconds and is retried, instead of holding a replica for botocore's default 60 s."""
+    """A client for the tests' own reads and writes. Short timeouts: a call stalled in the local server
+    fails in seconds instead of holding a test for botocore's default 60 s."""
     return boto3.client(
         "dynamodb",
         endpoint_url=url,
@@ -40,7 +43,10 @@ def new_table(url: str) -> str:
 
 
 def coordinator(url: str, table: str, replica: str, units: list[str], lease_s: float = 3) -> Coordinator:
-    c = Coordinator(LeaseTable(dynamodb(url), table), replica, lease_s, units)
+    """A Coordinator on the plugin's own DynamoDB client (botocore's retries off, timeouts by lease): a
+    throttled call fails at once, as in the plugin, and the Coordinator's own retries are what is tried."""
+    cfg = replace(PluginConfig(), coordination_endpoint_url=url, lease_duration=max(1, round(lease_s)))
+    c = Coordinator(LeaseTable(dynamodb_client(cfg, REGION), table), replica, lease_s, units)
     c.start()
     return c
 

@@ -112,3 +112,19 @@ class Host:
                 f"plughost {command} failed ({proc.returncode}):\n{result.stderr}\n{out[-2000:]}"
             )
         return result
+
+    def run_killed_when_idle(self, *args: str, expect: set[str], tries: int = 5) -> list[HostResult]:
+        """`run ARGS`, killed (-9) on its first wait for events, Falco's steady state; restarted until the
+        first fields of the events delivered (event ids) cover `expect`. A wait is no proof that all was
+        read (a loaded machine can time out between two fetches), so a run killed early is followed by
+        another, as a restarted Falco would be: one more crash while waiting, which must repeat nothing."""
+        runs: list[HostResult] = []
+        seen: set[str] = set()
+        for _ in range(tries):
+            run = self.run("run", *args, "--kill-when-idle-after", "1")
+            assert run.returncode == -9, f"{run.returncode}: {run.stderr[-2000:]}"
+            runs.append(run)
+            seen |= {e["values"][0][0] for e in run.events}
+            if expect <= seen:
+                return runs
+        raise AssertionError(f"{len(expect - seen)} events never came in {tries} restarts")

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from tests.support.host import Host
+from tests.support.leases import wait_for
 from tests.support.moto_server import audit_event, create_group, dummy_environ, logs_client, put_events
 
 STREAM = "kube-apiserver-audit-00112233445566778899aabbccddeeff"
@@ -211,19 +212,12 @@ def wait_past_marks(mark: Callable[[], set[str]], delivered: Callable[[], set[st
     again; the second round makes every holder read once more after that (a poll re-reads the last half
     second: the first marks again, which must not come out twice). False: a mark did not come out."""
     deadline = time.monotonic() + timeout
-    for _ in range(2):
-        marks = mark()
-        while not marks <= delivered():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-    return True
+    return all(wait_for(_covered(mark(), delivered), deadline - time.monotonic()) for _ in range(2))
+
+
+def _covered(want: set[str], delivered: Callable[[], set[str]]) -> Callable[[], bool]:
+    return lambda: want <= delivered()
 
 
 def wait_until_delivered(hosts: list[HostProc], want: set[str], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if want <= set(delivered(hosts)):
-            return True
-        time.sleep(0.2)
-    return want <= set(delivered(hosts))
+    return wait_for(lambda: want <= set(delivered(hosts)), timeout, step=0.2)

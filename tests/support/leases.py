@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -45,7 +44,7 @@ def new_table(url: str) -> str:
 def coordinator(url: str, table: str, replica: str, units: list[str], lease_s: float = 3) -> Coordinator:
     """A Coordinator on the plugin's own DynamoDB client (botocore's retries off, timeouts by lease): a
     throttled call fails at once, as in the plugin, and the Coordinator's own retries are what is tried."""
-    cfg = replace(PluginConfig(), coordination_endpoint_url=url, lease_duration=max(1, round(lease_s)))
+    cfg = PluginConfig(coordination_endpoint_url=url, lease_duration=max(1, round(lease_s)))
     c = Coordinator(LeaseTable(dynamodb_client(cfg, REGION), table), replica, lease_s, units)
     c.start()
     return c

@@ -244,7 +244,15 @@ class CallPacer:
     would only buy throttling, and one operation's calls must not spend another's budget.
 
     `rate` is the cap of an operation whose quota is 5/s (FilterLogEvents, DescribeLogStreams); others
-    get the same fraction of theirs (rate 2 = 40%: GetLogEvents would get 10/s)."""
+    get the same fraction of theirs (rate 2 = 40%: GetLogEvents would get 10/s).
+
+    A throttled answer means someone else in the account spends the same quota: the operation's rate is
+    halved (down to a tenth of the cap) and grows back by a twentieth of the cap per call that gets
+    through, as botocore's adaptive retry mode adapts its client-side rate. Callers retry a throttled
+    call at its next slot instead of backing off on their own."""
+
+    MIN_SHARE = 0.1  # the lowest fraction of the cap a throttled operation is slowed to
+    RECOVERY = 0.05  # the fraction of the cap regained per call that got through
 
     def __init__(
         self,
@@ -257,11 +265,36 @@ class CallPacer:
         self._clock = clock
         self._lock = threading.Lock()
         self._next: dict[str, float] = {}
+        self._share: dict[str, float] = {}  # operation → fraction of its cap in use (after throttles)
         self.calls = 0
         self.calls_by_operation: dict[str, int] = {}  # e.g. "FilterLogEvents" → requests sent
 
     def rate_of(self, operation: str) -> float:
-        return self.rate * QUOTAS.get(operation, _BASE_QUOTA) / _BASE_QUOTA
+        cap = self.rate * QUOTAS.get(operation, _BASE_QUOTA) / _BASE_QUOTA
+        return cap * self._share.get(operation, 1.0)
+
+    def throttled(self, operation: str) -> None:
+        with self._lock:
+            share = max(self.MIN_SHARE, self._share.get(operation, 1.0) / 2)
+            self._share[operation] = share
+            # the next slot is one (now longer) interval after the throttled call
+            now = self._clock()
+            cap = self.rate * QUOTAS.get(operation, _BASE_QUOTA) / _BASE_QUOTA
+            self._next[operation] = max(self._next.get(operation, 0.0), now + 1.0 / (cap * share))
+
+    def succeeded(self, operation: str) -> None:
+        with self._lock:
+            share = self._share.get(operation)
+            if share is not None:
+                share += self.RECOVERY
+                if share >= 1.0:
+                    del self._share[operation]
+                else:
+                    self._share[operation] = share
+
+    def share(self, operation: str) -> float:
+        """The fraction of the cap `operation` runs at now (1.0 unless throttled lately)."""
+        return self._share.get(operation, 1.0)
 
     def free_at(self, operation: str) -> float:
         """The clock time from which a call of `operation` goes out without waiting."""

@@ -23,10 +23,14 @@ __all__ = [
     "COUNTER",
     "COUNTERS",
     "DESCRIPTIONS",
+    "DISORDER_MAX_SECONDS",
     "DUPLICATES_SUPPRESSED",
     "ERRORS",
     "EVENTS",
+    "EVENTS_FOUND_BEHIND",
     "EVENTS_READ",
+    "EVENTS_REDELIVERED_UNSURE",
+    "EVENTS_TOO_LATE",
     "GAUGE",
     "GAUGES",
     "GROUPS_BEHIND",
@@ -79,6 +83,13 @@ LEASE_TAKEOVERS = "lease_takeovers"  # units (log groups, shards) taken from ano
 LEASE_LOSSES = "lease_losses"  # units this replica lost (not renewed in time, or taken over)
 CHECKPOINT_WRITES_REJECTED = "checkpoint_writes_rejected"  # conditional writes refused (lease moved)
 RESHARDS = "reshards"  # closed Kinesis shards finished and replaced by their children
+# poll mode: events CloudWatch made visible behind newer events of their stream, found by the re-read window
+# or the trailing sweep and delivered
+EVENTS_FOUND_BEHIND = "events_found_behind"
+EVENTS_TOO_LATE = "events_too_late"  # poll mode: events read older than every read position (not delivered)
+# poll mode: events the sweep delivered again because a late event arrived where a restart left only counts
+EVENTS_REDELIVERED_UNSURE = "events_redelivered_unsure"
+DISORDER_MAX_SECONDS = "disorder_max_seconds"  # poll mode: largest disorder seen (s behind the stream)
 POLLS = "polls"  # poll mode: log group polls completed (FilterLogEvents calls per poll = calls / polls)
 
 # Gauges: current values of the live instances.
@@ -115,6 +126,10 @@ DESCRIPTIONS: dict[str, str] = {
     LEASE_LOSSES: "leases lost (not renewed in time, or taken by another replica)",
     CHECKPOINT_WRITES_REJECTED: "checkpoint writes rejected because the lease had moved",
     RESHARDS: "closed Kinesis shards finished and handed over to their children",
+    EVENTS_FOUND_BEHIND: "poll mode: events found behind newer events of their stream (delivered)",
+    EVENTS_TOO_LATE: "poll mode: events older than lookback behind every read position (not delivered)",
+    EVENTS_REDELIVERED_UNSURE: "poll mode: events delivered again by the sweep after a restart (no loss)",
+    DISORDER_MAX_SECONDS: "poll mode: largest disorder seen, seconds behind newer events of the stream",
     POLLS: "poll mode: log group polls completed (FilterLogEvents calls per poll = calls / polls)",
     LAG_SECONDS: "seconds between now and the newest ingestion time delivered (max over instances)",
     QUEUE_DEPTH: "events fetched and waiting to be delivered",
@@ -151,6 +166,9 @@ COUNTERS: tuple[str, ...] = (
     CHECKPOINT_WRITES_REJECTED,
     RESHARDS,
     POLLS,
+    EVENTS_FOUND_BEHIND,
+    EVENTS_TOO_LATE,
+    EVENTS_REDELIVERED_UNSURE,
 )
 GAUGES: tuple[str, ...] = (
     LAG_SECONDS,
@@ -161,6 +179,7 @@ GAUGES: tuple[str, ...] = (
     MILLIS_BEHIND_LATEST,
     POLL_LAG_SECONDS,
     GROUPS_BEHIND,
+    DISORDER_MAX_SECONDS,
 )
 
 # Every metric in get_metrics order, with its kind.
@@ -170,7 +189,7 @@ METRICS: tuple[tuple[str, int], ...] = (
 )
 
 # How several live instances combine into one gauge value.
-_GAUGE_MAX = frozenset({LAG_SECONDS, MILLIS_BEHIND_LATEST, POLL_LAG_SECONDS})
+_GAUGE_MAX = frozenset({LAG_SECONDS, MILLIS_BEHIND_LATEST, POLL_LAG_SECONDS, DISORDER_MAX_SECONDS})
 
 
 def new_counters() -> dict[str, int | float]:

@@ -35,6 +35,9 @@ def test_names_are_the_issue_list_once_each() -> None:
         "checkpoint_writes_rejected",
         "reshards",
         "polls",
+        "events_found_behind",
+        "events_too_late",
+        "events_redelivered_unsure",
         "lag_seconds",
         "queue_depth",
         "queue_bytes",
@@ -43,6 +46,7 @@ def test_names_are_the_issue_list_once_each() -> None:
         "millis_behind_latest",
         "poll_lag_seconds",
         "groups_behind",
+        "disorder_max_seconds",
     ]
     assert len(set(names)) == len(names)
     assert set(metrics.DESCRIPTIONS) == set(names)
@@ -55,6 +59,7 @@ def test_names_are_the_issue_list_once_each() -> None:
         "millis_behind_latest",
         "poll_lag_seconds",
         "groups_behind",
+        "disorder_max_seconds",
     }
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,14 @@ from k8saudit_eks_py.sources.truncation import Rejected, shape
 __all__ = ["Poller"]
 
 _LIST_PAGE = 50  # DescribeLogStreams returns at most 50 streams per page
+
+
+def _operation(step: Step) -> str:
+    return "FilterLogEvents" if step.kind == "read" else "DescribeLogStreams"
+
+
+def _iso_ms(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
 
 class Poller(Delivery[QueuedEvent, Unit]):
@@ -51,6 +60,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
     _groups_behind: int
     _next_lag_check: float
     _newest_ingestion_ms: int
+    _disorder_max_s: float
 
     def _new_client(self) -> Any:
         return aws.make_logs_client(
@@ -196,6 +206,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
         if u.failures:
             _log(f"{u.log_group}: CloudWatch Logs calls work again after {u.failures} failures", "recovered")
         u.failures = 0
+        self._pacer.succeeded(_operation(step))
         return page
 
     def _step(self, u: Unit) -> None:
@@ -206,6 +217,9 @@ class Poller(Delivery[QueuedEvent, Unit]):
             u.poll_found = 0
             with self._cond:
                 u.steps.extend(Step("read", read) for read in u.positions.plan(u.poll_ms, discover=True))
+                sweep = u.positions.sweep_plan(u.poll_ms)
+                if sweep is not None:
+                    u.steps.append(Step("read", sweep))
         step = u.steps[0]
         page = self._attempt(u, step)
         if page is None:
@@ -217,8 +231,10 @@ class Poller(Delivery[QueuedEvent, Unit]):
             u.due = self._monotonic()
             return
         u.steps.popleft()
+        assert step.read is not None
+        if step.read.sweep:
+            self._release(u, step)
         with self._cond:
-            assert step.read is not None
             u.positions.finished(step.read, step.found)
             u.poll_found += sum(step.found.values())
             if u.steps:
@@ -290,43 +306,110 @@ class Poller(Delivery[QueuedEvent, Unit]):
             with self._cond:
                 assert step.read is not None
                 new = u.positions.take(step.read, stream, event_id, ts_ms)
+            if new is None:  # the sweep decides once it has read the whole bucket
+                step.held.append(ev)
+                continue
             if not new:
                 self._counters[metrics.DUPLICATES_SUPPRESSED] += 1
                 continue
-            step.found[stream] += 1
-            ingestion = ev.get("ingestionTime")
-            if isinstance(ingestion, int) and ingestion > self._newest_ingestion_ms:
-                self._newest_ingestion_ms = ingestion
-            shaped = shape(str(ev.get("message", "")), ts_ms, self.config.max_event_size)
-            if isinstance(shaped, Rejected):
-                self._counters[metrics.MALFORMED] += 1
-                _log(
-                    f"{u.log_group}: skipped a line that is not an audit event ({shaped.reason}), stream "
-                    f"{stream}, eventId {event_id}",
-                    "malformed",
-                )
-                continue
-            if shaped.status != "ok":
-                self._counters[
-                    metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE
-                ] += 1
-                _log(
-                    f"{u.log_group}: {shaped.status} event of {shaped.original_size} bytes, auditID "
-                    f"{shaped.audit_id}: delivered as its metadata ({len(shaped.payload)} bytes)",
-                    "reduced",
-                )
-            item = QueuedEvent(
-                shaped.ts_ns, shaped.payload, u.key, u.cluster, shaped.audit_id, stream, event_id, ts_ms
+            self._enqueue(u, step, ev, stream, event_id, ts_ms)
+        self._positions_news(u)
+
+    def _release(self, u: Unit, step: Step) -> None:
+        """A sweep read finished: deliver those of its held events the ledger now places as new."""
+        assert step.read is not None
+        held = [(str(ev["logStreamName"]), str(ev["eventId"]), int(ev["timestamp"])) for ev in step.held]
+        with self._cond:
+            deliver = u.positions.release(step.read, held)
+        if deliver:
+            _log(
+                f"{u.log_group}: {len(deliver)} events behind a restart's positions delivered again by the "
+                "sweep: CloudWatch made some of them visible late (no loss; the others repeat)",
+                "unsure",
             )
-            if not self._put(u, item):
-                raise aws.Cancelled()
+        for ev in step.held:
+            if ev["eventId"] in deliver:
+                self._enqueue(u, step, ev, str(ev["logStreamName"]), str(ev["eventId"]), int(ev["timestamp"]))
+        step.held = []
+        self._positions_news(u)
+
+    def _positions_news(self, u: Unit) -> None:
+        """What the unit's positions learnt while taking events: disorder found, events too late."""
+        with self._cond:
+            g = u.positions
+            behind, g.found_behind = g.found_behind, 0
+            repeated, g.unsure_delivered = g.unsure_delivered, 0
+            late, g.too_late = g.too_late, []
+            disorder = g.disorder_max_ms / 1000
+        self._counters[metrics.EVENTS_FOUND_BEHIND] += behind
+        self._counters[metrics.EVENTS_REDELIVERED_UNSURE] += repeated
+        if disorder > self._disorder_max_s:
+            self._disorder_max_s = disorder
+        if late:
+            self._counters[metrics.EVENTS_TOO_LATE] += len(late)
+            stream, ts_ms = late[0]
+            _log(
+                f"{u.log_group}: {len(late)} events became visible more than lookback "
+                f"({self.config.lookback}s) behind every read position and are not delivered (first: "
+                f"stream {stream}, timestamp "
+                f"{_iso_ms(ts_ms)}); raise lookback if this recurs",
+                f"late:{u.key}",
+            )
+
+    def _enqueue(
+        self, u: Unit, step: Step, ev: dict[str, Any], stream: str, event_id: str, ts_ms: int
+    ) -> None:
+        step.found[stream] += 1
+        ingestion = ev.get("ingestionTime")
+        if isinstance(ingestion, int) and ingestion > self._newest_ingestion_ms:
+            self._newest_ingestion_ms = ingestion
+        shaped = shape(str(ev.get("message", "")), ts_ms, self.config.max_event_size)
+        if isinstance(shaped, Rejected):
+            self._counters[metrics.MALFORMED] += 1
+            _log(
+                f"{u.log_group}: skipped a line that is not an audit event ({shaped.reason}), stream "
+                f"{stream}, eventId {event_id}",
+                "malformed",
+            )
+            return
+        if shaped.status != "ok":
+            self._counters[
+                metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE
+            ] += 1
+            _log(
+                f"{u.log_group}: {shaped.status} event of {shaped.original_size} bytes, auditID "
+                f"{shaped.audit_id}: delivered as its metadata ({len(shaped.payload)} bytes)",
+                "reduced",
+            )
+        item = QueuedEvent(
+            shaped.ts_ns, shaped.payload, u.key, u.cluster, shaped.audit_id, stream, event_id, ts_ms
+        )
+        if not self._put(u, item):
+            raise aws.Cancelled()
 
     def _failed(self, u: Unit, step: Step, exc: BaseException) -> None:
-        operation = "FilterLogEvents" if step.kind == "read" else "DescribeLogStreams"
+        operation = _operation(step)
         kind = "incomplete" if isinstance(exc, IncompleteResponse) else aws.classify(exc)
         # A throttle is counted once, as a throttle; `errors` is every other failed call.
         self._counters[metrics.THROTTLES if kind == "throttle" else metrics.ERRORS] += 1
         self._counters[metrics.RETRIES] += 1
+        if kind == "throttle":
+            # The quota is shared with someone else: slow the operation down for every group (the
+            # pacer), and retry this call at its next slot, in turn with the other groups' calls. A
+            # backoff of the group's own would silence it for minutes after a burst of throttles.
+            self._pacer.throttled(operation)
+            now = self._monotonic()
+            if step.kind == "read":
+                u.due = now
+            else:
+                u.list_due = now
+            _log(
+                f"{u.log_group}: {operation} throttled (the account's quota is shared with another "
+                f"reader); slowed to {self._pacer.rate_of(operation):.2f} calls/s, recovering as calls "
+                "get through",
+                f"throttle:{operation}",
+            )
+            return
         delay = self._backoff(u.failures)
         u.failures += 1
         if step.kind == "read":

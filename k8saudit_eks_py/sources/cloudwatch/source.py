@@ -34,6 +34,12 @@ from k8saudit_eks_py.sources.cloudwatch.units import log_line as _log
 __all__ = ["CloudWatchSource", "open_cloudwatch", "parse_clusters"]
 
 _CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
+_OWN_COUNTERS = (
+    metrics.POLLS,
+    metrics.EVENTS_FOUND_BEHIND,
+    metrics.EVENTS_TOO_LATE,
+    metrics.EVENTS_REDELIVERED_UNSURE,
+)
 _OPERATION_METRICS = {
     "FilterLogEvents": metrics.CALLS_FILTER_LOG_EVENTS,
     "DescribeLogStreams": metrics.CALLS_DESCRIBE_LOG_STREAMS,
@@ -115,7 +121,7 @@ class CloudWatchSource(Poller):
     ) -> None:
         """`clock` is wall time (event timestamps, start positions); `monotonic` schedules polls and
         backoff, with jitter from `rng`: a simulation passes virtual ones."""
-        super().__init__(config, store, default_cluster, (metrics.POLLS,), tuning.close_timeout_s)
+        super().__init__(config, store, default_cluster, _OWN_COUNTERS, tuning.close_timeout_s)
         self.region = region
         self.tuning = tuning
         self._params = tuning.reads or ReadParams.derive(config.lookback, config.polling_interval)
@@ -125,9 +131,13 @@ class CloudWatchSource(Poller):
         self._leases: UnitLeases | None = None
         self._units: dict[str, Unit] = {}
         self._newest_ingestion_ms = 0
+        self._disorder_max_s = 0.0
         self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop, monotonic)
         self._groups_behind = 0
         self._next_lag_check = 0.0
+        # A log group's origin is now - shift as of open, whenever its first take comes: an event
+        # written after Falco opened the plugin is never lost to the start-up (leases, listing).
+        self._opened_ms = self._now_ms()
         try:
             self._client = self._new_client()
         except Exception as exc:
@@ -179,8 +189,8 @@ class CloudWatchSource(Poller):
                         self._stop.wait(self._backoff(attempt))
 
     def origin_state(self, key: str) -> UnitState:
-        """Where a log group never read before starts: now - shift (called by the lease thread)."""
-        return GroupPositions.start_state(self._now_ms(), self.config.shift * 1000)
+        """Where a log group never read before starts: open time - shift (called by the lease thread)."""
+        return GroupPositions.start_state(min(self._opened_ms, self._now_ms()), self.config.shift * 1000)
 
     def add_unit(self, key: str, cluster: str, log_group: str, state: UnitState | None) -> None:
         """Start reading a log group from a saved state (None: from now − shift). A state this release
@@ -321,6 +331,7 @@ class CloudWatchSource(Poller):
         out[metrics.LAG_SECONDS] = max(self._lag(), 0.0)
         out[metrics.POLL_LAG_SECONDS] = max(self.group_lags().values(), default=0.0)
         out[metrics.GROUPS_BEHIND] = self._groups_behind
+        out[metrics.DISORDER_MAX_SECONDS] = self._disorder_max_s
         return self._delivery_metrics(out)
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8saudit_eks_py.checkpoint_migrate import LEGACY_IDS
+from k8saudit_eks_py.sources.cloudwatch.ledger import BUCKET_MS, KNOWN, LATE, NEW, Ledger, check_counts
 
 __all__ = ["MAX_NAMES", "GroupPositions", "Read", "ReadParams", "StreamPosition"]
 
@@ -52,6 +53,10 @@ class ReadParams:
     retire_ms: int  # streams idle this long are read only when DescribeLogStreams says they moved
     max_streams: int = 100  # streams kept in the checkpoint at most (the newest)
     merge_events: int = 100  # a read merges into the prefix read when that re-reads at most this many
+    window_max_ms: int = 5_000  # the re-read window widens to the disorder seen, up to this
+    settle_max_ms: int = 10_000  # reads stop this far before now at most (the disorder seen)
+    sweep_step_ms: int = 60_000  # the sweep reads this much of the past per call sequence
+    sweep_margin_ms: int = 5_000  # the sweep reads a timestamp lookback + this after it
 
     @staticmethod
     def derive(lookback_s: float, polling_interval_s: float) -> ReadParams:
@@ -63,6 +68,10 @@ class ReadParams:
             together_ms=500,
             idle_every_ms=3 * poll,
             retire_ms=max(3_600_000, 2 * lookback),
+            window_max_ms=poll,  # a re-read of one interval at most: at most twice the reads
+            settle_max_ms=2 * poll,
+            sweep_step_ms=max(10_000, min(60_000, lookback // 4 // BUCKET_MS * BUCKET_MS)),
+            sweep_margin_ms=max(poll, 5_000),
         )
 
 
@@ -76,6 +85,7 @@ class Read:
     start: int
     end: int
     prefix: bool = False
+    sweep: bool = False  # the trailing sweep: every stream, judged by the ledger alone
 
 
 @dataclass(slots=True)
@@ -91,6 +101,8 @@ class StreamPosition:
     prune_at: int = 4096  # size of `seen` that triggers forgetting the ids before floor
     dormant: bool = False  # listed with a last event older than retire_ms: read only once it moves
     found_front: int = 0  # the group's front when this stream was found (for the checkpoint's front)
+    window: int = 0  # re-read behind pos (ms): the overlap, widened to the disorder seen
+    behind: int = 0  # events found behind pos since the last finished read
 
 
 class GroupPositions:
@@ -99,9 +111,11 @@ class GroupPositions:
     ) -> None:
         self.params = params
         self.streams: dict[str, StreamPosition] = {}
+        restored: dict[str, tuple[int, list[str]]] = {}
         if state is None:
             self.origin = now_ms - shift_ms
             self.front = self.origin
+            self.ledger = Ledger(self.origin, {}, restored)
         else:
             self.origin = int(state["origin"])
             self.front = int(state["front"])
@@ -111,6 +125,19 @@ class GroupPositions:
                 self.streams[str(name)] = StreamPosition(
                     str(name), ts, ts, dict.fromkeys(done, ts), True, ts, done, 0, self.front
                 )
+                restored[str(name)] = (ts, done)
+            counts = state.get("counts")
+            if "sweep" in state:
+                self.ledger = Ledger(int(state["sweep"]), dict(counts or {}), restored)
+            else:  # written before the sweep: its streams delivered everything up to their positions
+                self.ledger = Ledger(max(self.origin, self.front - params.lookback_ms), None, restored)
+        self.settle_ms = 0.0  # head reads end this far before now: the disorder seen lately
+        self._head_end: int | None = None
+        self._behind = 0  # events found behind since the last followed()
+        self.disorder_max_ms = 0  # the largest disorder seen (ms behind the stream's position)
+        self.found_behind = 0  # events found behind their stream's position (delivered)
+        self.too_late: list[tuple[str, int]] = []  # (stream, ts) of events older than every read
+        self.unsure_delivered = 0  # events the sweep delivered again rather than risk losing one
         self._last_idle_read = -(1 << 62)
         self._accepted = 0  # events accepted since the last followed()
         self._followed_ms: int | None = None
@@ -125,7 +152,14 @@ class GroupPositions:
     def start_state(now_ms: int, shift_ms: int) -> dict[str, Any]:
         """The state of a group never read before: its origin is now - shift, no stream known yet."""
         origin = now_ms - shift_ms
-        return {"version": STATE_VERSION, "origin": origin, "front": origin, "streams": {}}
+        return {
+            "version": STATE_VERSION,
+            "origin": origin,
+            "front": origin,
+            "sweep": origin,
+            "streams": {},
+            "counts": {},
+        }
 
     @staticmethod
     def check_state(state: Mapping[str, Any]) -> None:
@@ -138,12 +172,15 @@ class GroupPositions:
             list(ids)
         if LEGACY_IDS in state:
             dict(state[LEGACY_IDS])
+        if "sweep" in state:
+            int(state["sweep"])
+            check_counts(state.get("counts") or {})
 
     # ------------------------------------------------------------------------------------ reading
 
     def new_floor(self) -> int:
         """Where a stream without any event read yet is read from."""
-        return max(self.origin, self.front - self.params.lookback_ms)
+        return max(self.origin, self.front - self.params.lookback_ms, self.ledger.start)
 
     def floor_of(self, s: StreamPosition) -> int:
         return s.floor if s.pos is not None else self.new_floor()
@@ -179,6 +216,8 @@ class GroupPositions:
         `discover`, the first read (the newest positions) is a prefix read, made even when no stream is
         due, and later reads are merged into it when that costs few re-read events."""
         p = self.params
+        end = now_ms - int(self.settle_ms)  # the disorder seen lately: wait that long for it to settle
+        self._head_end = end
         idle_round = now_ms - self._last_idle_read >= p.idle_every_ms
         if idle_round:
             self._last_idle_read = now_ms
@@ -197,7 +236,7 @@ class GroupPositions:
             else:
                 groups.append([s])
         if discover:
-            return self._plan_discovering(now_ms, groups, live)
+            return self._plan_discovering(end, groups, live)
         reads: list[Read] = []
         for members in groups:
             start = min(self.floor_of(s) for s in members)
@@ -208,11 +247,11 @@ class GroupPositions:
                 if self.floor_of(s) >= start:
                     members.append(s)
                     rest.remove(s)
-            reads.append(Read(tuple(s.name for s in members), start, max(start, now_ms)))
+            reads.append(Read(tuple(s.name for s in members), start, max(start, end)))
         return reads
 
     def _plan_discovering(
-        self, now_ms: int, groups: list[list[StreamPosition]], live: list[StreamPosition]
+        self, end: int, groups: list[list[StreamPosition]], live: list[StreamPosition]
     ) -> list[Read]:
         # Reads that may merge into the prefix read: the due groups (read separately otherwise) and, when
         # nothing is due, the quiet streams behind the newest one (left for their idle round otherwise).
@@ -234,16 +273,30 @@ class GroupPositions:
             elif must:
                 separate.append(members)
         covered = tuple(s.name for s in self.streams.values() if self.floor_of(s) >= start)
-        reads = [Read(covered, start, max(start, now_ms), prefix=True)]
+        reads = [Read(covered, start, max(start, end), prefix=True)]
         for members in separate:
             own = min(self.floor_of(s) for s in members)
             if own < start:  # otherwise the prefix read covers them all
-                reads.append(Read(tuple(s.name for s in members), own, max(own, now_ms)))
+                reads.append(Read(tuple(s.name for s in members), own, max(own, end)))
         return reads
 
-    def take(self, read: Read, name: str, event_id: str, ts_ms: int) -> bool:
+    def sweep_plan(self, now_ms: int) -> Read | None:
+        """The trailing sweep's next read, once it is due: every stream of the prefix, whole 10 s buckets
+        from the sweep's position, `lookback` + a margin after their timestamps (events visible by then
+        are found however far behind their stream's position CloudWatch made them visible)."""
+        p = self.params
+        start = self.ledger.start
+        end = (start + p.sweep_step_ms) // BUCKET_MS * BUCKET_MS - 1
+        if now_ms - p.lookback_ms - p.sweep_margin_ms < end:
+            return None
+        return Read((), start, end, prefix=True, sweep=True)
+
+    def take(self, read: Read, name: str, event_id: str, ts_ms: int) -> bool | None:
         """`accept` for an event a read returned. A prefix read returns every stream's events: a stream
-        it does not cover (new, revived, or lagging) is marked to be read from its own floor instead."""
+        it does not cover (new, revived, or lagging) is marked to be read from its own floor instead.
+        None (sweep reads only): the ledger cannot tell yet; hold it for `release`."""
+        if read.sweep:
+            return self._sweep_take(name, event_id, ts_ms)
         if read.prefix:
             s = self.streams.get(name)
             if s is None:
@@ -258,11 +311,25 @@ class GroupPositions:
         return self.accept(name, event_id, ts_ms)
 
     def accept(self, name: str, event_id: str, ts_ms: int) -> bool:
-        """True the first time an event of a known stream is read at or after the stream's floor."""
+        """True the first time an event of a known stream is read: at or after the stream's floor, or
+        behind it when the ledger shows it was never seen (CloudWatch made it visible late)."""
         s = self.streams.get(name)
-        if s is None or ts_ms < self.floor_of(s) or event_id in s.seen:
+        if s is None or event_id in s.seen:
             return False
-        s.seen[event_id] = ts_ms
+        if ts_ms < self.floor_of(s) and s.pos is None:
+            # A stream never read: what is before its floor is the sweep's to judge, or too late.
+            if ts_ms < self.ledger.start:
+                self.too_late.append((name, ts_ms))
+            return False
+        verdict = self.ledger.verdict(name, event_id, ts_ms)
+        if verdict == LATE:
+            self.too_late.append((name, ts_ms))
+            return False
+        if verdict != NEW:
+            return False
+        if ts_ms >= s.floor or s.pos is None:
+            s.seen[event_id] = ts_ms
+        self.ledger.add(name, event_id, ts_ms)
         if self.legacy is not None and self.legacy.pop(event_id, None) is not None:
             # Delivered before the upgrade: not again. It counts as this stream's delivered position
             # only when nothing read before it still waits for Falco (positions only move forward).
@@ -271,18 +338,73 @@ class GroupPositions:
                 s.queued += 1
                 self.delivered(name, event_id, ts_ms)
             return False
+        if s.pos is not None and ts_ms < s.pos:
+            self._saw_disorder(s, s.pos - ts_ms)
         s.moved = True
         self._accepted += 1
         s.dormant = False  # it came back: from now on a quiet stream like the others
         self._advance(s, ts_ms)
         return True
 
+    def _sweep_take(self, name: str, event_id: str, ts_ms: int) -> bool | None:
+        s = self.streams.get(name)
+        if s is None:  # a stream whose every event became visible behind the others
+            self.found(name)
+            s = self.streams[name]
+        verdict = self.ledger.verdict(name, event_id, ts_ms)
+        if verdict in (KNOWN, LATE):
+            return False
+        if verdict != NEW:
+            return None
+        if self.legacy is not None and self.legacy.pop(event_id, None) is not None:
+            self.ledger.add(name, event_id, ts_ms)  # delivered before the upgrade
+            return False
+        self._sweep_accept(s, event_id, ts_ms)
+        return True
+
+    def _sweep_accept(self, s: StreamPosition, event_id: str, ts_ms: int) -> None:
+        self.ledger.add(s.name, event_id, ts_ms)
+        s.dormant = False
+        if s.pos is None:
+            s.moved = True  # read it from its floor next poll
+        elif ts_ms < s.pos:
+            self._saw_disorder(s, s.pos - ts_ms)
+
+    def release(self, read: Read, held: list[tuple[str, str, int]]) -> set[str]:
+        """A sweep read finished with `held` (stream, eventId, ts) it could not place: the eventIds to
+        deliver (all of a bucket's when it shows more than were delivered before the restore). The sweep
+        then moves past the read."""
+        by_bucket: dict[tuple[str, int], list[tuple[str, str, int]]] = {}
+        for item in held:
+            by_bucket.setdefault((item[0], item[2] // BUCKET_MS), []).append(item)
+        out: set[str] = set()
+        for (name, bucket), items in by_bucket.items():
+            if not self.ledger.resolve_unsure(name, bucket, len(items)):
+                continue
+            for _name, event_id, ts_ms in items:
+                self._sweep_accept(self.streams[name], event_id, ts_ms)
+                out.add(event_id)
+            self.unsure_delivered += len(items)
+        self.ledger.advance(read.end + 1)
+        return out
+
+    def _saw_disorder(self, s: StreamPosition, behind_ms: int) -> None:
+        """An event found `behind_ms` behind its stream's position: widen that stream's re-read window
+        and the group's settle time to it (both capped; both narrow again while no disorder is seen)."""
+        p = self.params
+        self.found_behind += 1
+        self._behind += 1
+        s.behind += 1
+        self.disorder_max_ms = max(self.disorder_max_ms, behind_ms)
+        s.window = min(p.window_max_ms, max(s.window, behind_ms + p.overlap_ms))
+        self.settle_ms = min(float(p.settle_max_ms), max(self.settle_ms, float(behind_ms)))
+
     def _advance(self, s: StreamPosition, ts_ms: int) -> None:
         if s.pos is None or ts_ms > s.pos:
             if s.pos is None:
                 s.floor = self.new_floor()
             s.pos = ts_ms
-            floor = ts_ms - self.params.overlap_ms
+            floor = ts_ms - max(s.window, self.params.overlap_ms)
             if floor > s.floor:
                 s.floor = floor
                 if len(s.seen) > s.prune_at:  # amortised: a dense backlog does not prune per event
@@ -291,17 +413,31 @@ class GroupPositions:
 
     def finished(self, read: Read, found: Mapping[str, int]) -> None:
         """The read was paginated to its end; `found` counts the new events per stream."""
+        overlap = self.params.overlap_ms
         for name in {*read.names, *found}:
             s = self.streams.get(name)
             if s is None:
                 continue
             s.moved = found.get(name, 0) > 0
+            if read.sweep:
+                continue
+            if s.behind:
+                if s.pos is not None:  # re-read the widened window from the next poll on
+                    s.floor = max(min(s.floor, s.pos - s.window), self.ledger.start)
+            elif s.window > overlap:
+                s.window = max(overlap, s.window * 4 // 5)
+            s.behind = 0
             floor = self.floor_of(s)
             s.seen = {e: t for e, t in s.seen.items() if t >= floor}
 
     def followed(self, poll_ms: int) -> None:
         """Every read of the poll that started at `poll_ms` finished."""
-        self.front = max(self.front, poll_ms)
+        end = poll_ms if self._head_end is None else min(poll_ms, self._head_end)
+        self._head_end = None
+        self.front = max(self.front, end)
+        if not self._behind:
+            self.settle_ms = 0.0 if self.settle_ms < 50 else self.settle_ms * 0.95
+        self._behind = 0
         # Every stream was read past the old horizon: the ids were met. (The first poll's prefix read
         # starts at the horizon, where every stream not yet read starts: it covers them all.)
         self.legacy = None
@@ -322,11 +458,12 @@ class GroupPositions:
         if s is None:
             return
         s.queued -= 1
+        self.ledger.delivered(name, ts_ms)
         if s.done_ts is None or ts_ms > s.done_ts:
             s.done_ts, s.done_ids = ts_ms, [event_id]
         elif ts_ms == s.done_ts:
             s.done_ids.append(event_id)
-        # ts_ms < done_ts: an out-of-order event the overlap caught; the position stays
+        # ts_ms < done_ts: an event found behind (window or sweep); the position stays, the ledger counts it
 
     def state(self, now_ms: int) -> dict[str, Any]:
         """The checkpoint: where a restart resumes so that nothing delivered comes again and nothing
@@ -347,6 +484,8 @@ class GroupPositions:
             "origin": self.origin,
             "front": front,
             "streams": {s.name: [s.done_ts, list(s.done_ids)] for s in kept[: p.max_streams]},
+            "sweep": self.ledger.start,
+            "counts": self.ledger.counts(),
         }
         if self.legacy is not None:
             state[LEGACY_IDS] = dict(self.legacy)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from k8saudit_eks_py import log
 from k8saudit_eks_py.config import PluginConfig
@@ -87,6 +87,7 @@ class Step:
     token: str | None = None
     names: list[str] = field(default_factory=list)  # "all": names listed so far
     found: Counter[str] = field(default_factory=Counter)  # "read": new events per stream
+    held: list[dict[str, Any]] = field(default_factory=list)  # sweep: events placed once it is read
 
 
 @dataclass(slots=True)

@@ -3,7 +3,8 @@ delivered only while held, and never while another replica may deliver it).
 
 - Nothing lost: every event of a unit put at or after the unit's origin (the first take's instant minus
   shift; for a shard born of a split or merge, the first take of any shard of its lineage minus shift,
-  which is every record when it was born after that) is delivered at least once.
+  which is every record when it was born after that) is delivered at least once; with visibility
+  disorder (poll), every such event visible within `lookback` of its timestamp.
 - Repeats are bounded: an event is delivered again only by a later holding than the one that delivered
   it, and only if that earlier holding ended without committing the batch that held it (kill -9, SIGSTOP
   past the lease, DynamoDB unreachable or throttled, a rejected checkpoint), and then at most one batch
@@ -51,6 +52,13 @@ def _required(world: World, event: Event) -> bool | None:
     settle = world.lease_duration + 2 * world.polling_interval + LIST_EVERY_S + BACKOFF_MAX_S + 3
     if event.visible_at > world.plan.end - settle:
         return False
+    plan = world.plan
+    if plan.disorder and event.unit not in world.children:
+        ts = (event.ts_ms - world.epoch_ms) / 1000
+        if event.visible_at - ts > plan.lookback:
+            return False  # visible more than lookback after its timestamp: too late (counted)
+        if ts + plan.lookback + 15 + settle > plan.end:
+            return False  # the trailing sweep had no time to pass it
     if event.unit in world.children:
         # A shard born of a split or merge is read from its lineage's start: all of it when it was born
         # after that, else from the first take of its lineage minus shift, as the stream's first shards.

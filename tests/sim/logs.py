@@ -1,7 +1,9 @@
 """Simulated CloudWatch Logs: log groups whose streams receive events, and the client the real source reads.
 
 An event has a timestamp (wall ms) and becomes visible when it is ingested: its stream's lag after the
-timestamp (each stream in time order; a lagging stream is a whole API server whose shipping is late).
+timestamp (a lagging stream is a whole API server whose shipping is late), plus, in schedules with
+visibility disorder, a delay of its own, so that a stream's older events can become visible after newer
+ones (events of one millisecond included).
 FilterLogEvents answers the visible events of the named streams in [startTime, endTime] in time order, in
 small pages (so pagination is exercised); each page is read at the instant of its call. DescribeLogStreams
 lists the streams created so far, by name or by last event time (newest first), with lastEventTimestamp of
@@ -32,7 +34,7 @@ class SimStream:
     created_ms: int
     events: list[LogEvent] = field(default_factory=list)  # in timestamp order, visible in that order too
     keys: list[tuple[int, str]] = field(default_factory=list)  # (ts, event_id) of `events`
-    visible: list[int] = field(default_factory=list)  # visible_ms of `events` (non-decreasing)
+    visible: list[int] = field(default_factory=list)  # visible_ms of `events`
 
 
 @dataclass
@@ -46,7 +48,7 @@ class SimLogGroup:
     def put(self, stream: str, event: LogEvent) -> None:
         s = self.streams[stream]
         key = (event.ts, event.event_id)
-        assert not s.events or (key > s.keys[-1] and event.visible_ms >= s.visible[-1]), "events in order"
+        assert not s.events or key > s.keys[-1], "events in timestamp order"
         s.keys.append(key)
         s.events.append(event)
         s.visible.append(event.visible_ms)
@@ -89,8 +91,10 @@ class SimLogsClient:
                 continue
             lo = bisect.bisect_left(s.keys, (start, ""))
             for ev in s.events[lo:]:
-                if ev.ts > end or ev.visible_ms > now:
+                if ev.ts > end:
                     break
+                if ev.visible_ms > now:
+                    continue
                 if after is None or (ev.ts, name, ev.event_id) > after:
                     found.append((ev.ts, name, ev.event_id, ev))
         found.sort(key=lambda f: (f[0], f[1], f[2]))
@@ -124,9 +128,9 @@ class SimLogsClient:
             if s.created_ms > now or not s.name.startswith(prefix):
                 continue
             entry: dict[str, Any] = {"logStreamName": s.name, "creationTime": s.created_ms}
-            seen = bisect.bisect_right(s.visible, now)
-            if seen:
-                entry["lastEventTimestamp"] = s.events[seen - 1].ts
+            newest = max((ev.ts for ev in reversed(s.events) if ev.visible_ms <= now), default=None)
+            if newest is not None:
+                entry["lastEventTimestamp"] = newest
             listed.append(entry)
         if kwargs.get("orderBy") == "LastEventTime":
             listed.sort(key=lambda e: (e.get("lastEventTimestamp", 0), e["logStreamName"]))

@@ -114,6 +114,7 @@ class Replica:
         self.config = PluginConfig(
             shift=world.shift,
             polling_interval=world.polling_interval,
+            lookback=world.plan.lookback,
             lease_duration=world.lease_duration,
             coordination_table=TABLE,
             buffer_size=1_000_000,  # the simulated poller never blocks on a full queue

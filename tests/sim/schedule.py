@@ -42,12 +42,24 @@ class Plan:
     events_until: float
     end: float
     steps: list[Step] = field(default_factory=list)
+    # poll mode: CloudWatch makes events visible out of order: each event's extra delay is 0-`disorder`
+    # s, and one in `tail_every` gets `tail` s instead (0: in order); `lookback` is the plugin's
+    disorder: float = 0.0
+    tail: tuple[float, float] = (0.0, 0.0)
+    tail_every: int = 0
+    lookback: int = 600
 
     def header(self) -> str:
         return (
             f"seed {self.seed} mode {self.mode}: lease {self.lease_duration}s, shift {self.shift}s, "
             f"{self.units} {'clusters' if self.mode == 'poll' else 'shards'}, rate {self.rate:.1f}/s, "
-            f"faults until {self.active_until:.1f}s, events until {self.events_until:.1f}s, "
+            + (
+                f"disorder 0-{self.disorder:g}s, 1 in {self.tail_every} at {self.tail[0]:g}-{self.tail[1]:g}s, "
+                f"lookback {self.lookback}s, "
+                if self.disorder
+                else ""
+            )
+            + f"faults until {self.active_until:.1f}s, events until {self.events_until:.1f}s, "
             f"end {self.end:.1f}s"
         )
 
@@ -128,5 +140,14 @@ def generate(seed: int, mode: str, faults: bool = True) -> Plan:
     # Poll mode: a stream behind the others is found by a listing, every few seconds (replicas.py).
     plan.end = plan.active_until + 4 * lease + (12 if mode == "poll" else 4)
     plan.events_until = plan.end - 2 * lease - 3
+    # Half the poll schedules: visibility disorder, with a lookback short enough for the trailing sweep
+    # to pass every event within the schedule (it reads a timestamp lookback + its step + margin later).
+    shuffle = random.Random(f"disorder:{mode}:{seed}")
+    if mode == "poll" and shuffle.random() < 0.5:
+        plan.lookback = shuffle.choice((15, 20, 30))
+        plan.disorder = shuffle.choice((0.5, 2.0, 4.0))
+        plan.tail = (3.0, plan.lookback * 0.9)
+        plan.tail_every = shuffle.choice((20, 100))
+        plan.end += plan.lookback + 25
     steps.sort(key=lambda s: s.at)
     return plan

@@ -175,6 +175,12 @@ class World:
         """An event stamped `at` (virtual; may be ahead of now: it is readable only once ingested)."""
         last = group.streams[stream].keys[-1][0] if group.streams[stream].events else 0
         ts = max(self.wall_ms_at(at), last)
+        p = self.plan
+        if p.disorder:
+            late = p.tail_every and self.event_rng.randrange(p.tail_every) == 0
+            lag_ms += int(
+                1000 * (self.event_rng.uniform(*p.tail) if late else self.event_rng.uniform(0, p.disorder))
+            )
         n, message = self._message(unit, ts, (ts - EPOCH_MS + lag_ms) / 1000)
         group.put(stream, LogEvent(ts, f"{n:020d}", message, ts + lag_ms))
 

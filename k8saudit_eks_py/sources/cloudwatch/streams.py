@@ -281,14 +281,16 @@ class GroupPositions:
         return reads
 
     def sweep_plan(self, now_ms: int) -> Read | None:
-        """The trailing sweep's next read, once it is due: every stream of the prefix, whole 10 s buckets
-        from the sweep's position, `lookback` + a margin after their timestamps (events visible by then
-        are found however far behind their stream's position CloudWatch made them visible)."""
+        """The trailing sweep's next read, once `sweep_step_ms` of whole 10 s buckets are `lookback` + a
+        margin old: every stream of the prefix, from the sweep's position up to the newest such bucket
+        (at most ten steps at once, so that a sweep catching up costs few calls). Events visible by
+        then are found however far behind their stream's position CloudWatch made them visible."""
         p = self.params
         start = self.ledger.start
-        end = (start + p.sweep_step_ms) // BUCKET_MS * BUCKET_MS - 1
-        if now_ms - p.lookback_ms - p.sweep_margin_ms < end:
+        eligible = (now_ms - p.lookback_ms - p.sweep_margin_ms + 1) // BUCKET_MS * BUCKET_MS - 1
+        if eligible - start + 1 < p.sweep_step_ms:
             return None
+        end = min(eligible, (start + 10 * p.sweep_step_ms) // BUCKET_MS * BUCKET_MS - 1)
         return Read((), start, end, prefix=True, sweep=True)
 
     def take(self, read: Read, name: str, event_id: str, ts_ms: int) -> bool | None:
@@ -379,12 +381,12 @@ class GroupPositions:
             by_bucket.setdefault((item[0], item[2] // BUCKET_MS), []).append(item)
         out: set[str] = set()
         for (name, bucket), items in by_bucket.items():
-            if not self.ledger.resolve_unsure(name, bucket, len(items)):
-                continue
-            for _name, event_id, ts_ms in items:
-                self._sweep_accept(self.streams[name], event_id, ts_ms)
+            ts_of = {event_id: ts_ms for _name, event_id, ts_ms in items}
+            chosen, repeated = self.ledger.resolve_unsure(name, bucket, list(ts_of))
+            for event_id in chosen:
+                self._sweep_accept(self.streams[name], event_id, ts_of[event_id])
                 out.add(event_id)
-            self.unsure_delivered += len(items)
+            self.unsure_delivered += repeated
         self.ledger.advance(read.end + 1)
         return out
 
@@ -458,7 +460,7 @@ class GroupPositions:
         if s is None:
             return
         s.queued -= 1
-        self.ledger.delivered(name, ts_ms)
+        self.ledger.delivered(name, event_id, ts_ms)
         if s.done_ts is None or ts_ms > s.done_ts:
             s.done_ts, s.done_ids = ts_ms, [event_id]
         elif ts_ms == s.done_ts:

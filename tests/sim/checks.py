@@ -42,6 +42,7 @@ class Outcome:
     repeated_batches_max: int = 0  # most batches one holding repeated (with DynamoDB failures)
     repeated_span_max: float = 0.0  # longest time over which they were delivered, in lease periods
     slow_falco_repeats: int = 0  # hand-overs that repeated the batch Falco was still processing
+    declared_repeats: int = 0  # repeats the source declared (a restored bucket it could not resolve)
     counters: dict[str, int] = field(default_factory=dict)  # the Coordinators' lease counters, summed
 
 
@@ -114,6 +115,9 @@ def check(world: World) -> Outcome:
                     f"e{event.n} delivered twice by one holding of {s.owner} "
                     f"({first.time:.3f}s, {again.time:.3f}s)"
                 )
+                continue
+            if event.n in world.declared_repeats:
+                out.declared_repeats += 1  # counted and logged by the source: allowed, reported
                 continue
             if first.batch <= s.committed:
                 v.append(

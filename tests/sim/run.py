@@ -32,7 +32,8 @@ class Result:
             f"replay: {replay_command(self.plan)}",
             "steps:",
             *(f"  {step}" for step in self.plan.steps),
-            f"events {o.events}, required {o.required}, delivered {o.delivered}, repeats {o.duplicates}, "
+            f"events {o.events}, required {o.required}, delivered {o.delivered}, repeats {o.duplicates} "
+            f"(declared {o.declared_repeats}), "
             f"DynamoDB calls {self.dynamodb_calls}, faults {self.faults}, {o.counters}, digest {self.digest}",
         ]
         if o.violations:

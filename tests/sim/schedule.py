@@ -54,7 +54,8 @@ class Plan:
             f"seed {self.seed} mode {self.mode}: lease {self.lease_duration}s, shift {self.shift}s, "
             f"{self.units} {'clusters' if self.mode == 'poll' else 'shards'}, rate {self.rate:.1f}/s, "
             + (
-                f"disorder 0-{self.disorder:g}s, 1 in {self.tail_every} at {self.tail[0]:g}-{self.tail[1]:g}s, "
+                f"disorder 0-{self.disorder:g}s, "
+                f"1 in {self.tail_every} at {self.tail[0]:g}-{self.tail[1]:g}s, "
                 f"lookback {self.lookback}s, "
                 if self.disorder
                 else ""

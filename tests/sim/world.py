@@ -10,7 +10,7 @@ it carries, so the checkers know what each holding had committed when it ended.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from k8saudit_eks_py import log
 from k8saudit_eks_py.coordination import Change
 from k8saudit_eks_py.coordination.lease import CHECKPOINT, OWNER, PRESENCE_PREFIX
 from k8saudit_eks_py.sources.cloudwatch import unit_key as group_key
+from k8saudit_eks_py.sources.cloudwatch.ledger import Ledger
 from k8saudit_eks_py.sources.kinesis.shards import unit_key as shard_key
 from tests.sim.dynamodb import Faults, Network, Table, Write
 from tests.sim.kernel import Kernel
@@ -87,6 +88,9 @@ class World:
         self.origin_broken = origin_broken
         self.trace = trace
         self.lines: list[str] = []
+        # events the sources delivered again, saying so, because a restored bucket could not tell the
+        # delivered ones from those CloudWatch made visible late (Ledger.resolve_unsure's fallback)
+        self.declared_repeats: set[int] = set()
         self.violations: list[str] = []
         self.replicas: dict[str, Replica] = {}  # owner → replica, every incarnation
         self.current: dict[str, Replica] = {}  # replica id → its running incarnation
@@ -437,10 +441,22 @@ class World:
                 t += every
         saved = log.logger
         log.logger = log.Logger(stream=lambda: _Lines(self), clock=lambda: k.now)
+        resolve = Ledger.resolve_unsure
+
+        def declaring(
+            ledger: Ledger, stream: str, bucket: int, unsure: Sequence[str]
+        ) -> tuple[list[str], int]:
+            chosen, repeated = resolve(ledger, stream, bucket, unsure)
+            if repeated:
+                self.declared_repeats.update(int(event_id) for event_id in chosen)
+            return chosen, repeated
+
+        Ledger.resolve_unsure = declaring  # type: ignore[method-assign]
         try:
             k.run(self.plan.end)
         finally:
             log.logger = saved
+            Ledger.resolve_unsure = resolve  # type: ignore[method-assign]
 
     def shutdown(self) -> None:
         self.kernel.shutdown()

@@ -67,7 +67,7 @@ def test_ids_delivered_before_the_upgrade_are_skipped_and_move_their_stream() ->
     assert g.accept("s1", "e3", 1_200)
     g.streams["s1"].queued += 1
     assert g.state(5_000)[LEGACY_IDS] == {}  # kept until a whole poll has gone past the horizon
-    g.finished(read, {"s1": 2})
+    g.finished(read, {"s1": 2}, 5_000)
     g.followed(5_000)
     g.delivered("s1", "e3", 1_200)
     after = g.state(5_000)

@@ -26,7 +26,7 @@ def read_all(g: GroupPositions, read: Read, events: list[tuple[str, str, int]]) 
     for name, eid, _ts in events:
         if eid in accepted:
             found[name] = found.get(name, 0) + 1
-    g.finished(read, found)
+    g.finished(read, found, read.end)
     return accepted
 
 
@@ -225,7 +225,7 @@ def read_prefix(g: GroupPositions, read: Read, events: list[tuple[str, str, int]
         ):
             taken.append(eid)
             found[name] = found.get(name, 0) + 1
-    g.finished(read, found)
+    g.finished(read, found, read.end)
     return taken
 
 

@@ -7,48 +7,66 @@ late, a batch ingested long after its timestamp). FilterLogEvents filters on tim
 way to find such an event is a read covering its timestamp after it became visible; the sweep re-reads
 each bucket once, `lookback` after its timestamps, and delivers what it had not seen.
 
-In memory each accepted event costs one 63-bit hash of its eventId, kept in a set while its bucket is
-near the read positions and in a sorted array once it is not. The checkpoint keeps, per bucket, only the
-number of events delivered and the sum of their hashes (`counts`). After a restart those events are
-known by count, not by id: an event behind its stream's restored position in such a bucket is "unsure",
-and the sweep decides once it has read the whole bucket: when it shows exactly as many unknown events
-as the count, they are the ones delivered; when it shows more, the delivered ones are the subset whose
-hashes add up to the sum (searched when that is cheap: a few new events among few unsure ones), and
-otherwise all the unknown ones are delivered (earlier events repeat rather than a late one being lost).
+In memory each accepted event costs one 61-bit hash of its eventId, kept in a set while its bucket is
+near the read positions and in a sorted array once it is not. The checkpoint keeps, per bucket, only a
+sketch of the events delivered (set_sketch.py: their number and four power sums of their hashes, 48
+bytes). After a restart those events are known by sketch, not by id: an event behind its stream's
+restored position in such a bucket is "unsure", and the sweep decides once it has read the whole
+bucket: the sketch names the up to four unsure events that were not delivered; when more were not
+(or the sketch does not fit), all the unsure ones are delivered (earlier events repeat rather than a
+late one being lost). Two things keep the unsure ones few: the checkpoint also names (by hash) the
+events found behind that still waited for Falco (`pending`: not delivered, so new), and each bucket
+carries when its stream was last read over it: an event CloudWatch ingested after that (with a margin
+for clock skew) was never read by the holder before, so it is new whatever the sketch says.
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
-import hashlib
-import itertools
-import math
+import struct
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BUCKET_MS", "KNOWN", "LATE", "NEW", "UNSURE", "Ledger", "check_counts", "event_hash"]
+from k8saudit_eks_py.sources.cloudwatch.set_sketch import Sketch, event_hash, missing
+
+__all__ = [
+    "BUCKET_MS",
+    "KNOWN",
+    "LATE",
+    "NEW",
+    "UNSURE",
+    "Ledger",
+    "check_counts",
+    "pack_hashes",
+    "unpack_hashes",
+]
 
 BUCKET_MS = 10_000
 NEW, KNOWN, UNSURE, LATE = "new", "known", "unsure", "late"
-_MOD = 1 << 63
-_SEARCH_MAX = 20_000  # subsets tried at most to tell a restart's delivered events from late ones
-
-
-def event_hash(event_id: str) -> int:
-    """Stable across processes (the checkpoint's sums are compared by the next holder)."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big") % _MOD
+SKEW_MS = 5_000  # CloudWatch's clock may be this far ahead of the one that wrote the checkpoint
 
 
 @dataclass(slots=True)
 class _Bucket:
     open: set[int] = field(default_factory=set)
     closed: array[int] = field(default_factory=lambda: array("q"))
-    prior: int = 0  # delivered before the restore (from the checkpoint), ids unknown
-    prior_sum: int = 0  # the sum of their hashes
-    delivered: int = 0  # delivered since
-    delivered_sum: int = 0
+    prior: Sketch = field(default_factory=Sketch)  # delivered before the restore (ids unknown)
+    # When head reads (before or since the restore) last finished over this bucket, wall ms: over all
+    # of it, and the latest one over part of it with the earliest start of those. An event ingested
+    # after the read that last covered its timestamp was never read.
+    whole_at: int = 0
+    part_at: int = 0
+    part_from: int = 0
+    delivered: Sketch = field(default_factory=Sketch)  # delivered since
+
+    def unread(self, ts_ms: int, ingestion_ms: int) -> bool:
+        """Ingested after every head read that covered `ts_ms` had finished (with a margin for skew)."""
+        if ingestion_ms > max(self.whole_at, self.part_at) + SKEW_MS:
+            return True
+        return ts_ms < self.part_from and ingestion_ms > self.whole_at + SKEW_MS
 
     def has(self, h: int) -> bool:
         if h in self.open:
@@ -73,22 +91,31 @@ class Ledger:
     def __init__(
         self,
         start: int,
-        counts: Mapping[str, Mapping[str, Sequence[int]]] | None,
+        counts: Mapping[str, Mapping[str, Sequence[Any]]] | None,
         restored: Mapping[str, tuple[int, list[str]]],
+        pending: str = "",
     ) -> None:
         """`start`: the sweep's position (events before it are past every read). `counts`: the
         checkpoint's delivered events per stream and bucket; None for a state written before the sweep,
-        whose streams delivered everything up to their restored position."""
+        whose streams delivered everything up to their restored position. `pending`: the checkpoint's
+        hashes of events read behind their streams' positions and not delivered."""
         self.start = start
         self.counts_known = counts is not None
         self._buckets: dict[str, dict[int, _Bucket]] = {}
         for stream, per_bucket in (counts or {}).items():
-            for key, (n, total) in per_bucket.items():
+            for key, (text, whole_at, part_at, part_from) in per_bucket.items():
                 b = int(key)
-                if b * BUCKET_MS + BUCKET_MS > start and int(n) > 0:
+                sketch = Sketch.decode(str(text))
+                if b * BUCKET_MS + BUCKET_MS > start and sketch.n > 0:
                     bucket = self._bucket(stream, b)
-                    bucket.prior, bucket.prior_sum = int(n), int(total) % _MOD
+                    bucket.prior = sketch
+                    bucket.whole_at, bucket.part_at, bucket.part_from = (
+                        int(whole_at),
+                        int(part_at),
+                        int(part_from),
+                    )
         self._restored = {name: _Restored(ts, frozenset(ids)) for name, (ts, ids) in restored.items()}
+        self._pending = set(unpack_hashes(pending))
 
     def _bucket(self, stream: str, b: int) -> _Bucket:
         per = self._buckets.get(stream)
@@ -102,7 +129,7 @@ class Ledger:
                 old.close()
         return bucket
 
-    def verdict(self, stream: str, event_id: str, ts_ms: int) -> str:
+    def verdict(self, stream: str, event_id: str, ts_ms: int, ingestion_ms: int | None = None) -> str:
         if ts_ms < self.start:
             return LATE
         bucket = self._buckets.get(stream, {}).get(ts_ms // BUCKET_MS)
@@ -112,7 +139,12 @@ class Ledger:
         if r is not None:
             if ts_ms == r.ts and event_id in r.ids:
                 return KNOWN
-            if ts_ms < r.ts and (not self.counts_known or (bucket is not None and bucket.prior > 0)):
+            if ts_ms < r.ts and (not self.counts_known or (bucket is not None and bucket.prior.n > 0)):
+                if bucket is not None and (
+                    event_hash(event_id) in self._pending
+                    or (ingestion_ms is not None and bucket.unread(ts_ms, ingestion_ms))
+                ):
+                    return NEW  # waiting for Falco at the restore, or never read by the holder before
                 # Delivered before the restore, or made visible late: only the sweep can tell. A state
                 # from before the sweep delivered everything up to its position.
                 return UNSURE if self.counts_known else KNOWN
@@ -121,36 +153,38 @@ class Ledger:
     def add(self, stream: str, event_id: str, ts_ms: int) -> None:
         self._bucket(stream, ts_ms // BUCKET_MS).open.add(event_hash(event_id))
 
+    def read_over(self, stream: str, from_ms: int, at_ms: int) -> None:
+        """A head read of `stream` from `from_ms` on (to now) finished at wall time `at_ms`."""
+        for b, bucket in self._buckets.get(stream, {}).items():
+            if b * BUCKET_MS >= from_ms:
+                bucket.whole_at = max(bucket.whole_at, at_ms)
+            elif b == from_ms // BUCKET_MS:
+                # Several reads start inside a bucket: keep the earliest start and the latest end, which
+                # claims more than was read (unsure rather than new: never a wrong "not delivered").
+                bucket.part_from = min(bucket.part_from, from_ms) if bucket.part_at else from_ms
+                bucket.part_at = max(bucket.part_at, at_ms)
+
     def delivered(self, stream: str, event_id: str, ts_ms: int) -> None:
         if ts_ms >= self.start:
             bucket = self._bucket(stream, ts_ms // BUCKET_MS)
-            bucket.delivered += 1
-            bucket.delivered_sum = (bucket.delivered_sum + event_hash(event_id)) % _MOD
+            bucket.delivered.add(event_hash(event_id))
 
     def resolve_unsure(self, stream: str, bucket_index: int, unsure: Sequence[str]) -> tuple[list[str], int]:
         """The sweep read a whole bucket and met the eventIds `unsure`, which it could not place: those
-        to deliver (none when they are as many as those delivered before the restore), and how many of
-        them were delivered before (when the sums cannot tell which)."""
+        to deliver (the ones the restored sketch lacks), and how many of them were delivered before
+        (when the sketch cannot tell which, and all are delivered)."""
         bucket = self._buckets.get(stream, {}).get(bucket_index)
-        prior, total = (bucket.prior, bucket.prior_sum) if bucket is not None else (0, 0)
+        before = Sketch() if bucket is None else Sketch(bucket.prior.n, list(bucket.prior.sums))
         r = self._restored.get(stream)
         if r is not None and r.ts // BUCKET_MS == bucket_index:
-            # those are recognised by id, not met among the unsure
-            prior -= len(r.ids)
-            total = (total - sum(event_hash(i) for i in r.ids)) % _MOD
-        if len(unsure) <= prior:
+            for event_id in r.ids:  # those are recognised by id, not met among the unsure
+                before.add(event_hash(event_id), -1)
+        if len(unsure) <= before.n:
             return [], 0
-        hashes = [event_hash(i) for i in unsure]
-        new = len(unsure) - prior
-        pick = min(new, prior)  # search the smaller side: the new ones, or the delivered ones
-        if math.comb(len(unsure), pick) <= _SEARCH_MAX:
-            target = (sum(hashes) - total) % _MOD if pick == new else total
-            for combo in itertools.combinations(range(len(unsure)), pick):
-                if sum(hashes[i] for i in combo) % _MOD == target:
-                    chosen = set(combo)
-                    keep = chosen if pick == new else set(range(len(unsure))) - chosen
-                    return [unsure[i] for i in sorted(keep)], 0
-        return list(unsure), prior  # cannot tell: deliver all rather than lose one
+        new = missing([event_hash(i) for i in unsure], before)
+        if new is None:
+            return list(unsure), before.n  # cannot tell: deliver all rather than lose one
+        return [unsure[i] for i in sorted(new)], 0
 
     def advance(self, to_ms: int) -> None:
         """The sweep read everything before `to_ms`: buckets wholly before it are forgotten."""
@@ -164,14 +198,15 @@ class Ledger:
         for name in [n for n, r in self._restored.items() if r.ts < self.start]:
             del self._restored[name]  # everything it could make unsure is behind the sweep
 
-    def counts(self) -> dict[str, dict[str, list[int]]]:
-        """Delivered events per stream and bucket (the checkpoint's part of this record)."""
-        out: dict[str, dict[str, list[int]]] = {}
+    def counts(self) -> dict[str, dict[str, list[Any]]]:
+        """Per stream and bucket: a sketch of the delivered events and when a head read last finished
+        over it (the checkpoint's part of this record)."""
+        out: dict[str, dict[str, list[Any]]] = {}
         for stream, per in self._buckets.items():
             kept = {
-                str(b): [n, (bucket.prior_sum + bucket.delivered_sum) % _MOD]
+                str(b): [total.encode(), bucket.whole_at, bucket.part_at, bucket.part_from]
                 for b, bucket in per.items()
-                if (n := bucket.prior + bucket.delivered) > 0
+                if (total := bucket.prior.plus(bucket.delivered)).n > 0
             }
             if kept:
                 out[stream] = kept
@@ -185,5 +220,20 @@ class Ledger:
 def check_counts(value: Any) -> None:
     """ValueError/TypeError when a checkpoint's `counts` is not what counts() writes."""
     for per in dict(value).values():
-        for key, (n, total) in dict(per).items():
-            int(key), int(n), int(total)
+        for key, (text, whole_at, part_at, part_from) in dict(per).items():
+            int(key), int(whole_at), int(part_at), int(part_from)
+            Sketch.decode(str(text))
+
+
+def pack_hashes(event_ids: Iterable[str]) -> str:
+    """The checkpoint's `pending`: eventId hashes, 8 bytes each."""
+    hashes = [event_hash(e) for e in event_ids]
+    return base64.b64encode(struct.pack(f"<{len(hashes)}Q", *hashes)).decode()
+
+
+def unpack_hashes(text: str) -> list[int]:
+    """ValueError when `text` is not what pack_hashes wrote."""
+    raw = base64.b64decode(text.encode(), validate=True)
+    if len(raw) % 8:
+        raise ValueError(f"pending of {len(raw)} bytes, not a multiple of 8")
+    return list(struct.unpack(f"<{len(raw) // 8}Q", raw))

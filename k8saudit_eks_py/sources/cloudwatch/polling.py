@@ -235,7 +235,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
         if step.read.sweep:
             self._release(u, step)
         with self._cond:
-            u.positions.finished(step.read, step.found)
+            u.positions.finished(step.read, step.found, self._now_ms())
             u.poll_found += sum(step.found.values())
             if u.steps:
                 u.due = self._monotonic()
@@ -305,7 +305,10 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 continue  # another kind of stream (a prefix read where the prefix is not applied)
             with self._cond:
                 assert step.read is not None
-                new = u.positions.take(step.read, stream, event_id, ts_ms)
+                ingestion = ev.get("ingestionTime")
+                new = u.positions.take(
+                    step.read, stream, event_id, ts_ms, ingestion if isinstance(ingestion, int) else None
+                )
             if new is None:  # the sweep decides once it has read the whole bucket
                 step.held.append(ev)
                 continue

@@ -36,11 +36,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8saudit_eks_py.checkpoint_migrate import LEGACY_IDS
-from k8saudit_eks_py.sources.cloudwatch.ledger import BUCKET_MS, KNOWN, LATE, NEW, Ledger, check_counts
+from k8saudit_eks_py.sources.cloudwatch.ledger import (
+    BUCKET_MS,
+    KNOWN,
+    LATE,
+    NEW,
+    Ledger,
+    check_counts,
+    pack_hashes,
+    unpack_hashes,
+)
 
 __all__ = ["MAX_NAMES", "GroupPositions", "Read", "ReadParams", "StreamPosition"]
 
 MAX_NAMES = 100  # FilterLogEvents takes at most 100 logStreamNames
+MAX_PENDING = 2_000  # events found behind and waiting for Falco named in the checkpoint at most
 STATE_VERSION = 1
 
 
@@ -69,7 +79,7 @@ class ReadParams:
             idle_every_ms=3 * poll,
             retire_ms=max(3_600_000, 2 * lookback),
             window_max_ms=poll,  # a re-read of one interval at most: at most twice the reads
-            settle_max_ms=2 * poll,
+            settle_max_ms=max(2 * poll, 5_000),  # waiting costs latency, not reads
             sweep_step_ms=max(10_000, min(60_000, lookback // 4 // BUCKET_MS * BUCKET_MS)),
             sweep_margin_ms=max(poll, 5_000),
         )
@@ -103,6 +113,7 @@ class StreamPosition:
     found_front: int = 0  # the group's front when this stream was found (for the checkpoint's front)
     window: int = 0  # re-read behind pos (ms): the overlap, widened to the disorder seen
     behind: int = 0  # events found behind pos since the last finished read
+    waiting_behind: set[str] = field(default_factory=set)  # eventIds accepted behind pos, not delivered
 
 
 class GroupPositions:
@@ -128,7 +139,9 @@ class GroupPositions:
                 restored[str(name)] = (ts, done)
             counts = state.get("counts")
             if "sweep" in state:
-                self.ledger = Ledger(int(state["sweep"]), dict(counts or {}), restored)
+                self.ledger = Ledger(
+                    int(state["sweep"]), dict(counts or {}), restored, str(state.get("pending", ""))
+                )
             else:  # written before the sweep: its streams delivered everything up to their positions
                 self.ledger = Ledger(max(self.origin, self.front - params.lookback_ms), None, restored)
         self.settle_ms = 0.0  # head reads end this far before now: the disorder seen lately
@@ -174,6 +187,7 @@ class GroupPositions:
             dict(state[LEGACY_IDS])
         if "sweep" in state:
             int(state["sweep"])
+            unpack_hashes(str(state.get("pending", "")))
             check_counts(state.get("counts") or {})
 
     # ------------------------------------------------------------------------------------ reading
@@ -293,12 +307,14 @@ class GroupPositions:
         end = min(eligible, (start + 10 * p.sweep_step_ms) // BUCKET_MS * BUCKET_MS - 1)
         return Read((), start, end, prefix=True, sweep=True)
 
-    def take(self, read: Read, name: str, event_id: str, ts_ms: int) -> bool | None:
+    def take(
+        self, read: Read, name: str, event_id: str, ts_ms: int, ingestion_ms: int | None = None
+    ) -> bool | None:
         """`accept` for an event a read returned. A prefix read returns every stream's events: a stream
         it does not cover (new, revived, or lagging) is marked to be read from its own floor instead.
         None (sweep reads only): the ledger cannot tell yet; hold it for `release`."""
         if read.sweep:
-            return self._sweep_take(name, event_id, ts_ms)
+            return self._sweep_take(name, event_id, ts_ms, ingestion_ms)
         if read.prefix:
             s = self.streams.get(name)
             if s is None:
@@ -310,9 +326,9 @@ class GroupPositions:
                 return False
         elif name not in read.names:
             return False
-        return self.accept(name, event_id, ts_ms)
+        return self.accept(name, event_id, ts_ms, ingestion_ms)
 
-    def accept(self, name: str, event_id: str, ts_ms: int) -> bool:
+    def accept(self, name: str, event_id: str, ts_ms: int, ingestion_ms: int | None = None) -> bool:
         """True the first time an event of a known stream is read: at or after the stream's floor, or
         behind it when the ledger shows it was never seen (CloudWatch made it visible late)."""
         s = self.streams.get(name)
@@ -323,7 +339,7 @@ class GroupPositions:
             if ts_ms < self.ledger.start:
                 self.too_late.append((name, ts_ms))
             return False
-        verdict = self.ledger.verdict(name, event_id, ts_ms)
+        verdict = self.ledger.verdict(name, event_id, ts_ms, ingestion_ms)
         if verdict == LATE:
             self.too_late.append((name, ts_ms))
             return False
@@ -342,18 +358,19 @@ class GroupPositions:
             return False
         if s.pos is not None and ts_ms < s.pos:
             self._saw_disorder(s, s.pos - ts_ms)
+            s.waiting_behind.add(event_id)
         s.moved = True
         self._accepted += 1
         s.dormant = False  # it came back: from now on a quiet stream like the others
         self._advance(s, ts_ms)
         return True
 
-    def _sweep_take(self, name: str, event_id: str, ts_ms: int) -> bool | None:
+    def _sweep_take(self, name: str, event_id: str, ts_ms: int, ingestion_ms: int | None) -> bool | None:
         s = self.streams.get(name)
         if s is None:  # a stream whose every event became visible behind the others
             self.found(name)
             s = self.streams[name]
-        verdict = self.ledger.verdict(name, event_id, ts_ms)
+        verdict = self.ledger.verdict(name, event_id, ts_ms, ingestion_ms)
         if verdict in (KNOWN, LATE):
             return False
         if verdict != NEW:
@@ -371,6 +388,7 @@ class GroupPositions:
             s.moved = True  # read it from its floor next poll
         elif ts_ms < s.pos:
             self._saw_disorder(s, s.pos - ts_ms)
+            s.waiting_behind.add(event_id)
 
     def release(self, read: Read, held: list[tuple[str, str, int]]) -> set[str]:
         """A sweep read finished with `held` (stream, eventId, ts) it could not place: the eventIds to
@@ -413,9 +431,13 @@ class GroupPositions:
                     s.seen = {e: t for e, t in s.seen.items() if t >= floor}
                     s.prune_at = max(4096, 2 * len(s.seen))
 
-    def finished(self, read: Read, found: Mapping[str, int]) -> None:
-        """The read was paginated to its end; `found` counts the new events per stream."""
+    def finished(self, read: Read, found: Mapping[str, int], now_ms: int) -> None:
+        """The read was paginated to its end at wall time `now_ms`; `found` counts the new events per
+        stream."""
         overlap = self.params.overlap_ms
+        if not read.sweep:  # a prefix read returns every stream's events from its start
+            for name in self.streams if read.prefix else read.names:
+                self.ledger.read_over(name, read.start, now_ms)
         for name in {*read.names, *found}:
             s = self.streams.get(name)
             if s is None:
@@ -460,6 +482,7 @@ class GroupPositions:
         if s is None:
             return
         s.queued -= 1
+        s.waiting_behind.discard(event_id)
         self.ledger.delivered(name, event_id, ts_ms)
         if s.done_ts is None or ts_ms > s.done_ts:
             s.done_ts, s.done_ids = ts_ms, [event_id]
@@ -481,14 +504,19 @@ class GroupPositions:
             if s.done_ts >= now_ms - p.retire_ms or s.queued > 0:
                 kept.append(s)
         kept.sort(key=lambda s: s.done_ts or 0, reverse=True)
+        streams = {s.name: [s.done_ts, list(s.done_ids)] for s in kept[: p.max_streams]}
         state: dict[str, Any] = {
             "version": STATE_VERSION,
             "origin": self.origin,
             "front": front,
-            "streams": {s.name: [s.done_ts, list(s.done_ids)] for s in kept[: p.max_streams]},
+            "streams": streams,
             "sweep": self.ledger.start,
-            "counts": self.ledger.counts(),
+            # only streams with a restored position make events unsure: the others' are new anyway
+            "counts": {name: per for name, per in self.ledger.counts().items() if name in streams},
         }
+        pending = [e for s in self.streams.values() for e in s.waiting_behind]
+        if pending:  # read behind their stream's position, not delivered: new to the next holder
+            state["pending"] = pack_hashes(pending[:MAX_PENDING])
         if self.legacy is not None:
             state[LEGACY_IDS] = dict(self.legacy)
         return state

@@ -7,6 +7,12 @@ one on the next call), 200 answers cut short, ExpiredIteratorException, and Expi
 access key has been used `expire_after` times. It also maps logGroupIdentifier (ARN) to logGroupName in
 every CloudWatch Logs call, which moto lacks.
 
+Visibility disorder (`hold_s`, `hold_tail_*`): CloudWatch can make a stream's older events searchable
+after newer ones. The proxy keeps each PutLogEvents batch (the events of one stream with one
+ingestionTime; or each event, with `hold_per_event`) out of FilterLogEvents answers until ingestionTime
+plus a delay drawn for it from a seeded distribution: uniform in 0..`hold_s`, and for a share
+`hold_tail_share` of the batches uniform in `hold_tail_s` instead.
+
 DynamoDB requests (the lease table) get their own switches: `dynamodb_cut` resets every connection (a
 replica partitioned from DynamoDB), `dynamodb_throttle` / `dynamodb_server_error` answer a share of them
 with ProvisionedThroughputExceededException / 500, `dynamodb_lose_answer` applies a share of them and
@@ -65,6 +71,25 @@ class Faults:
     # retention (24 h) behind the newest record.
     trimmed_sequences: bool = False
     stuck_sequences: bool = False
+    hold_s: float = 0.0
+    hold_tail_share: float = 0.0
+    hold_tail_s: tuple[float, float] = (0.0, 0.0)
+    hold_per_event: bool = False
+
+    def holds(self) -> bool:
+        return self.hold_s > 0 or self.hold_tail_share > 0
+
+    def hold_ms(self, event: dict[str, Any]) -> float:
+        """How long after its ingestion `event` stays out of FilterLogEvents answers (per batch or event)."""
+        key = (
+            event.get("eventId")
+            if self.hold_per_event
+            else (event.get("logStreamName"), event.get("ingestionTime"))
+        )
+        draw = random.Random(f"hold:{self.seed}:{key}")
+        if draw.random() < self.hold_tail_share:
+            return draw.uniform(*self.hold_tail_s) * 1000
+        return draw.uniform(0, self.hold_s) * 1000
 
 
 @dataclass
@@ -76,6 +101,7 @@ class Stats:
     bodies: list[dict[str, Any]] = field(default_factory=list)  # FilterLogEvents request bodies
     keys: dict[str, int] = field(default_factory=dict)  # access key id → FilterLogEvents calls
     dynamodb: dict[str, int] = field(default_factory=dict)  # DynamoDB operation → requests seen
+    held: int = 0  # events left out of FilterLogEvents answers (visibility disorder), counted per answer
 
     def count(self, kind: str) -> None:
         self.injected[kind] = self.injected.get(kind, 0) + 1
@@ -237,7 +263,7 @@ class FaultProxy:
             return self._raw(h, 200, orjson.dumps(page), "application/x-amz-json-1.1")
         request = _by_name(request)
         cut = self._draw(f.cut_200)
-        self._forward(h, orjson.dumps(request), cut=cut)
+        self._forward(h, orjson.dumps(request), cut=cut, hold=target == FILTER and f.holds())
         return None
 
     def _dynamodb(self, h: BaseHTTPRequestHandler, body: bytes, operation: str) -> None:
@@ -280,6 +306,19 @@ class FaultProxy:
         h.end_headers()
         h.wfile.write(body)
 
+    def _hide_held(self, data: bytes) -> bytes:
+        """A FilterLogEvents answer without the events that are not searchable yet."""
+        page = orjson.loads(data)
+        now_ms = time.time() * 1000
+        events = page.get("events", [])
+        shown = [e for e in events if e.get("ingestionTime", 0) + self.faults.hold_ms(e) <= now_ms]
+        if len(shown) == len(events):
+            return data
+        with self._lock:
+            self.stats.held += len(events) - len(shown)
+        page["events"] = shown
+        return orjson.dumps(page)
+
     def _upstream(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -287,7 +326,12 @@ class FaultProxy:
         return conn
 
     def _forward(
-        self, h: BaseHTTPRequestHandler, body: bytes, cut: bool = False, drop_answer: bool = False
+        self,
+        h: BaseHTTPRequestHandler,
+        body: bytes,
+        cut: bool = False,
+        drop_answer: bool = False,
+        hold: bool = False,
     ) -> None:
         headers = {
             k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")
@@ -310,6 +354,8 @@ class FaultProxy:
         if drop_answer:
             self._reset(h)
             return
+        if hold and resp.status == 200:
+            data = self._hide_held(data)
         if cut and resp.status == 200 and len(data) > 2:
             self.stats.count("cut_200")
             data = data[: len(data) // 2]

@@ -9,12 +9,14 @@ each bucket once, `lookback` after its timestamps, and delivers what it had not 
 
 In memory each accepted event costs one 61-bit hash of its eventId, kept in a set while its bucket is
 near the read positions and in a sorted array once it is not. The checkpoint keeps, per bucket, only a
-sketch of the events delivered (set_sketch.py: their number and four power sums of their hashes, 48
-bytes). After a restart those events are known by sketch, not by id: an event behind its stream's
-restored position in such a bucket is "unsure", and the sweep decides once it has read the whole
-bucket: the sketch names the up to four unsure events that were not delivered; when more were not
-(or the sketch does not fit), all the unsure ones are delivered (earlier events repeat rather than a
-late one being lost). Two things keep the unsure ones few: the checkpoint also names (by hash) the
+sketch of the events delivered (set_sketch.py: their number and a few power sums of their hashes,
+8 bytes each: 4 where no disorder was seen, 3 more per event found behind in the bucket or the one
+before it, up to 32), in one base64 record of 16 bytes + 8 per power sum. After a restart those events
+are known by sketch, not by id: an event behind its stream's restored position in such a bucket is
+"unsure", and the sweep decides once it has read the whole bucket: the sketch names the unsure events
+that were not delivered, up to as many as it has power sums; when more were not (or the sketch does
+not fit), all the unsure ones are delivered and counted (earlier events repeat rather than a late one
+being lost). Two things keep the unsure ones few: the checkpoint also names (by hash) the
 events found behind that still waited for Falco (`pending`: not delivered, so new), and each bucket
 carries when its stream was last read over it: an event CloudWatch ingested after that (with a margin
 for clock skew) was never read by the holder before, so it is new whatever the sketch says.
@@ -30,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8saudit_eks_py.sources.cloudwatch.set_sketch import Sketch, event_hash, missing
+from k8saudit_eks_py.sources.cloudwatch.set_sketch import MAX_POWERS, PRIME, Sketch, event_hash, missing
 
 __all__ = [
     "BUCKET_MS",
@@ -47,6 +49,8 @@ __all__ = [
 BUCKET_MS = 10_000
 NEW, KNOWN, UNSURE, LATE = "new", "known", "unsure", "late"
 SKEW_MS = 5_000  # CloudWatch's clock may be this far ahead of the one that wrote the checkpoint
+_RECORD = "<IIII"  # a bucket record's head: delivered, whole_at, part_at, part_from (ms after its start + 1)
+_U32 = (1 << 32) - 1
 
 
 @dataclass(slots=True)
@@ -61,6 +65,7 @@ class _Bucket:
     part_at: int = 0
     part_from: int = 0
     delivered: Sketch = field(default_factory=Sketch)  # delivered since
+    behind: int = 0  # events accepted behind their stream's position (disorder seen here)
 
     def unread(self, ts_ms: int, ingestion_ms: int) -> bool:
         """Ingested after every head read that covered `ts_ms` had finished (with a margin for skew)."""
@@ -91,7 +96,7 @@ class Ledger:
     def __init__(
         self,
         start: int,
-        counts: Mapping[str, Mapping[str, Sequence[Any]]] | None,
+        counts: Mapping[str, Mapping[str, str]] | None,
         restored: Mapping[str, tuple[int, list[str]]],
         pending: str = "",
     ) -> None:
@@ -103,17 +108,10 @@ class Ledger:
         self.counts_known = counts is not None
         self._buckets: dict[str, dict[int, _Bucket]] = {}
         for stream, per_bucket in (counts or {}).items():
-            for key, (text, whole_at, part_at, part_from) in per_bucket.items():
+            for key, text in per_bucket.items():
                 b = int(key)
-                sketch = Sketch.decode(str(text))
-                if b * BUCKET_MS + BUCKET_MS > start and sketch.n > 0:
-                    bucket = self._bucket(stream, b)
-                    bucket.prior = sketch
-                    bucket.whole_at, bucket.part_at, bucket.part_from = (
-                        int(whole_at),
-                        int(part_at),
-                        int(part_from),
-                    )
+                if b * BUCKET_MS + BUCKET_MS > start:
+                    _decode(str(text), b, self._bucket(stream, b))
         self._restored = {name: _Restored(ts, frozenset(ids)) for name, (ts, ids) in restored.items()}
         self._pending = set(unpack_hashes(pending))
 
@@ -150,8 +148,11 @@ class Ledger:
                 return UNSURE if self.counts_known else KNOWN
         return NEW
 
-    def add(self, stream: str, event_id: str, ts_ms: int) -> None:
-        self._bucket(stream, ts_ms // BUCKET_MS).open.add(event_hash(event_id))
+    def add(self, stream: str, event_id: str, ts_ms: int, behind: bool = False) -> None:
+        """An event accepted (`behind`: behind its stream's position)."""
+        bucket = self._bucket(stream, ts_ms // BUCKET_MS)
+        bucket.open.add(event_hash(event_id))
+        bucket.behind += behind
 
     def read_over(self, stream: str, from_ms: int, at_ms: int) -> None:
         """A head read of `stream` from `from_ms` on (to now) finished at wall time `at_ms`."""
@@ -198,16 +199,19 @@ class Ledger:
         for name in [n for n, r in self._restored.items() if r.ts < self.start]:
             del self._restored[name]  # everything it could make unsure is behind the sweep
 
-    def counts(self) -> dict[str, dict[str, list[Any]]]:
-        """Per stream and bucket: a sketch of the delivered events and when a head read last finished
-        over it (the checkpoint's part of this record)."""
-        out: dict[str, dict[str, list[Any]]] = {}
+    def counts(self) -> dict[str, dict[str, str]]:
+        """Per stream and bucket, a record: a sketch of the delivered events (with as many power sums
+        as the disorder seen there calls for) and when head reads last finished over it (the
+        checkpoint's part of this record)."""
+        out: dict[str, dict[str, str]] = {}
         for stream, per in self._buckets.items():
-            kept = {
-                str(b): [total.encode(), bucket.whole_at, bucket.part_at, bucket.part_from]
-                for b, bucket in per.items()
-                if (total := bucket.prior.plus(bucket.delivered)).n > 0
-            }
+            kept: dict[str, str] = {}
+            for b, bucket in per.items():
+                total = bucket.prior.plus(bucket.delivered)
+                if total.n > 0:
+                    before = per.get(b - 1)
+                    seen = max(bucket.behind, before.behind if before is not None else 0)
+                    kept[str(b)] = _encode(total.cut(min(MAX_POWERS, 4 + 3 * seen)), b, bucket)
             if kept:
                 out[stream] = kept
         return out
@@ -220,9 +224,43 @@ class Ledger:
 def check_counts(value: Any) -> None:
     """ValueError/TypeError when a checkpoint's `counts` is not what counts() writes."""
     for per in dict(value).values():
-        for key, (text, whole_at, part_at, part_from) in dict(per).items():
-            int(key), int(whole_at), int(part_at), int(part_from)
-            Sketch.decode(str(text))
+        for key, text in dict(per).items():
+            _decode(str(text), int(key), _Bucket())
+
+
+def _offset(at_ms: int, b: int) -> int:
+    # Times before the bucket's start are kept as its start: more coverage claimed (unsure, not new).
+    return 0 if at_ms <= 0 else min(_U32, max(0, at_ms - b * BUCKET_MS) + 1)
+
+
+def _at(offset: int, b: int) -> int:
+    return 0 if offset == 0 else b * BUCKET_MS + offset - 1
+
+
+def _encode(sketch: Sketch, b: int, bucket: _Bucket) -> str:
+    head = struct.pack(
+        _RECORD,
+        sketch.n,
+        _offset(bucket.whole_at, b),
+        _offset(bucket.part_at, b),
+        _offset(bucket.part_from, b),
+    )
+    return base64.b64encode(head + struct.pack(f"<{len(sketch.sums)}Q", *sketch.sums)).decode()
+
+
+def _decode(text: str, b: int, into: _Bucket) -> None:
+    """ValueError (binascii.Error and struct.error are ValueErrors) when `text` is not an _encode()."""
+    raw = base64.b64decode(text.encode(), validate=True)
+    head = struct.calcsize(_RECORD)
+    powers = (len(raw) - head) // 8
+    if len(raw) < head + 8 or (len(raw) - head) % 8 or powers > MAX_POWERS:
+        raise ValueError(f"a bucket record of {len(raw)} bytes")
+    n, whole, part, part_from = struct.unpack_from(_RECORD, raw)
+    sums = list(struct.unpack_from(f"<{powers}Q", raw, head))
+    if any(x >= PRIME for x in sums):
+        raise ValueError("a power sum out of range")
+    into.prior = Sketch(n, sums)
+    into.whole_at, into.part_at, into.part_from = _at(whole, b), _at(part, b), _at(part_from, b)
 
 
 def pack_hashes(event_ids: Iterable[str]) -> str:

@@ -197,7 +197,8 @@ class GroupPositions:
         return max(self.origin, self.front - self.params.lookback_ms, self.ledger.start)
 
     def floor_of(self, s: StreamPosition) -> int:
-        return s.floor if s.pos is not None else self.new_floor()
+        # Never behind the sweep: what is there was read (and forgotten), or is too late.
+        return max(s.floor, self.ledger.start) if s.pos is not None else self.new_floor()
 
     def found(self, name: str, last_event_ms: int | None = None) -> None:
         """A stream DescribeLogStreams listed (with its lastEventTimestamp when known)."""
@@ -347,7 +348,7 @@ class GroupPositions:
             return False
         if ts_ms >= s.floor or s.pos is None:
             s.seen[event_id] = ts_ms
-        self.ledger.add(name, event_id, ts_ms)
+        self.ledger.add(name, event_id, ts_ms, behind=s.pos is not None and ts_ms < s.pos)
         if self.legacy is not None and self.legacy.pop(event_id, None) is not None:
             # Delivered before the upgrade: not again. It counts as this stream's delivered position
             # only when nothing read before it still waits for Falco (positions only move forward).
@@ -382,7 +383,7 @@ class GroupPositions:
         return True
 
     def _sweep_accept(self, s: StreamPosition, event_id: str, ts_ms: int) -> None:
-        self.ledger.add(s.name, event_id, ts_ms)
+        self.ledger.add(s.name, event_id, ts_ms, behind=s.pos is not None and ts_ms < s.pos)
         s.dormant = False
         if s.pos is None:
             s.moved = True  # read it from its floor next poll

@@ -9,17 +9,18 @@ each bucket once, `lookback` after its timestamps, and delivers what it had not 
 
 In memory each accepted event costs one 61-bit hash of its eventId, kept in a set while its bucket is
 near the read positions and in a sorted array once it is not. The checkpoint keeps, per bucket, only a
-sketch of the events delivered (set_sketch.py: their number and a few power sums of their hashes,
-8 bytes each: 4 where no disorder was seen, 3 more per event found behind in the bucket or the one
-before it, up to 32), in one base64 record of 16 bytes + 8 per power sum. After a restart those events
-are known by sketch, not by id: an event behind its stream's restored position in such a bucket is
-"unsure", and the sweep decides once it has read the whole bucket: the sketch names the unsure events
-that were not delivered, up to as many as it has power sums; when more were not (or the sketch does
-not fit), all the unsure ones are delivered and counted (earlier events repeat rather than a late one
-being lost). Two things keep the unsure ones few: the checkpoint also names (by hash) the
-events found behind that still waited for Falco (`pending`: not delivered, so new), and each bucket
-carries when its stream was last read over it: an event CloudWatch ingested after that (with a margin
-for clock skew) was never read by the holder before, so it is new whatever the sketch says.
+record of 16 bytes + 8 per power sum (base64): a sketch of the events delivered (set_sketch.py: their
+number and power sums of their hashes: 4, plus 2 per event the stream lately showed late in a bucket,
+or per its share of late events times the bucket's events, up to 64) and when head reads last
+finished over it. After a restart those events are known by sketch, not by id: an event behind its
+stream's restored position in such a bucket is "unsure", and the sweep decides once it has read the
+whole bucket: the sketch names the unsure events that were not delivered, up to as many as it has
+power sums; when more were not (or the sketch does not fit), all the unsure ones are delivered and
+counted (earlier events repeat rather than a late one being lost). Two things keep the unsure ones
+few: the checkpoint also names (by hash) the events found behind that still waited for Falco
+(`pending`: not delivered, so new), and an event CloudWatch ingested after the last head read over
+its timestamp finished (with a margin for clock skew) was never read by the holder before, so it is
+new whatever the sketch says.
 """
 
 from __future__ import annotations
@@ -114,6 +115,13 @@ class Ledger:
                     _decode(str(text), b, self._bucket(stream, b))
         self._restored = {name: _Restored(ts, frozenset(ids)) for name, (ts, ids) in restored.items()}
         self._pending = set(unpack_hashes(pending))
+        # per stream: events found behind per bucket lately (a decaying max; restored from the sketches'
+        # capacities, which the holder before sized from it)
+        self._late_share: dict[str, float] = {}  # per stream: the share of a bucket's events found late
+        self._late: dict[str, float] = {
+            stream: max((len(b.prior.sums) - 4) / 2 for b in per.values())
+            for stream, per in self._buckets.items()
+        }
 
     def _bucket(self, stream: str, b: int) -> _Bucket:
         per = self._buckets.get(stream)
@@ -192,8 +200,12 @@ class Ledger:
         self.start = max(self.start, to_ms)
         for stream in list(self._buckets):
             per = self._buckets[stream]
-            for b in [b for b in per if b * BUCKET_MS + BUCKET_MS <= self.start]:
-                del per[b]
+            for b in sorted(b for b in per if b * BUCKET_MS + BUCKET_MS <= self.start):
+                gone = per.pop(b)
+                self._late[stream] = max(0.9 * self._late.get(stream, 0.0), float(gone.behind))
+                if gone.behind:
+                    share = gone.behind / max(1, len(gone.open) + len(gone.closed))
+                    self._late_share[stream] = max(0.9 * self._late_share.get(stream, 0.0), share)
             if not per:
                 del self._buckets[stream]
         for name in [n for n, r in self._restored.items() if r.ts < self.start]:
@@ -205,13 +217,16 @@ class Ledger:
         checkpoint's part of this record)."""
         out: dict[str, dict[str, str]] = {}
         for stream, per in self._buckets.items():
+            # Events not yet visible at the checkpoint are what the next holder must tell apart: as
+            # many per bucket as the stream's buckets showed late (found behind) lately, and room more.
+            late = max(self._late.get(stream, 0.0), *(bucket.behind for bucket in per.values()))
+            share = self._late_share.get(stream, 0.0)
             kept: dict[str, str] = {}
             for b, bucket in per.items():
                 total = bucket.prior.plus(bucket.delivered)
                 if total.n > 0:
-                    before = per.get(b - 1)
-                    seen = max(bucket.behind, before.behind if before is not None else 0)
-                    kept[str(b)] = _encode(total.cut(min(MAX_POWERS, 4 + 3 * seen)), b, bucket)
+                    capacity = min(MAX_POWERS, 4 + int(2 * max(late, share * total.n)))
+                    kept[str(b)] = _encode(total.cut(capacity), b, bucket)
             if kept:
                 out[stream] = kept
         return out

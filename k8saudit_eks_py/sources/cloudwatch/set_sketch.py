@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 __all__ = ["MAX_POWERS", "PRIME", "Sketch", "event_hash", "missing"]
 
 PRIME = (1 << 61) - 1
-MAX_POWERS = 32  # the largest capacity (power sums kept)
+MAX_POWERS = 64  # the largest capacity (power sums kept)
 
 
 def event_hash(event_id: str) -> int:

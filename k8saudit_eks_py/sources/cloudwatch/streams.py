@@ -144,7 +144,9 @@ class GroupPositions:
                 )
             else:  # written before the sweep: its streams delivered everything up to their positions
                 self.ledger = Ledger(max(self.origin, self.front - params.lookback_ms), None, restored)
-        self.settle_ms = 0.0  # head reads end this far before now: the disorder seen lately
+        # head reads end this far before now: the disorder seen lately (kept across restarts)
+        self.settle_ms = float(state.get("settle", 0)) if state is not None else 0.0
+        self._planned_settle = self.settle_ms  # the settle time of the poll being read
         self._head_end: int | None = None
         self._behind = 0  # events found behind since the last followed()
         self.disorder_max_ms = 0  # the largest disorder seen (ms behind the stream's position)
@@ -186,7 +188,7 @@ class GroupPositions:
         if LEGACY_IDS in state:
             dict(state[LEGACY_IDS])
         if "sweep" in state:
-            int(state["sweep"])
+            int(state["sweep"]), float(state.get("settle", 0))
             unpack_hashes(str(state.get("pending", "")))
             check_counts(state.get("counts") or {})
 
@@ -232,6 +234,7 @@ class GroupPositions:
         due, and later reads are merged into it when that costs few re-read events."""
         p = self.params
         end = now_ms - int(self.settle_ms)  # the disorder seen lately: wait that long for it to settle
+        self._planned_settle = self.settle_ms
         self._head_end = end
         idle_round = now_ms - self._last_idle_read >= p.idle_every_ms
         if idle_round:
@@ -418,7 +421,10 @@ class GroupPositions:
         s.behind += 1
         self.disorder_max_ms = max(self.disorder_max_ms, behind_ms)
         s.window = min(p.window_max_ms, max(s.window, behind_ms + p.overlap_ms))
-        self.settle_ms = min(float(p.settle_max_ms), max(self.settle_ms, float(behind_ms)))
+        # Read `settle` before now, an event found `behind_ms` behind became visible about settle +
+        # behind_ms after its timestamp: wait that long from now on.
+        late = self._planned_settle + behind_ms
+        self.settle_ms = min(float(p.settle_max_ms), max(self.settle_ms, late))
 
     def _advance(self, s: StreamPosition, ts_ms: int) -> None:
         if s.pos is None or ts_ms > s.pos:
@@ -512,6 +518,7 @@ class GroupPositions:
             "front": front,
             "streams": streams,
             "sweep": self.ledger.start,
+            "settle": int(self.settle_ms),
             # only streams with a restored position make events unsure: the others' are new anyway
             "counts": {name: per for name, per in self.ledger.counts().items() if name in streams},
         }

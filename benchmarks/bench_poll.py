@@ -13,6 +13,15 @@ checkpoint size:
     PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py --steady 100,1000 --seconds 660
     PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py --steady 30 --clusters 20 --seconds 180
     PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py --steady 0 --clusters 0 --idle 50 --seconds 180
+
+Visibility disorder (`--disorder HOLD[,SHARE,LOW,HIGH]`): the source reads through the fault proxy, which
+keeps each PutLogEvents batch out of FilterLogEvents answers for a delay drawn uniformly in 0..HOLD s,
+or for a share SHARE of the batches in LOW..HIGH s (tests/support/faultproxy.py); the run then waits
+lookback + 60 s after the writing for the trailing sweep, and prints lost and repeated events beside the
+cost:
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_poll.py --steady 600 --seconds 180 --lookback 150 \
+        --disorder 2,0.01,5,120
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from k8saudit_eks_py.checkpoint_store import clear_memory
 from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.cloudwatch import Tuning, open_cloudwatch
 from k8saudit_eks_py.sources.cloudwatch.streams import ReadParams
+from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.moto_server import (
     audit_event,
     audit_ids,
@@ -126,6 +136,7 @@ def steady(
     clusters: int = 1,
     idle: int = 0,
     idle_every: float = 60.0,
+    disorder: Faults | None = None,
 ) -> None:
     """`clusters` writers at `rate` events/s each over 3 streams (plus `idle` clusters with one event per
     `idle_every` seconds); one source follows them all at the given lookback/polling."""
@@ -171,12 +182,15 @@ def steady(
             written[0] = n
             stop.wait(tick)
 
+    proxy = FaultProxy(url, disorder) if disorder is not None else None
+    read_url = proxy.url if proxy is not None else url
+    wait_after = lookback + 60 if disorder is not None else 30  # the sweep passes a timestamp lookback later
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = os.path.join(tmp, "cp.json")
         config = parse_config(
             json.dumps(
                 {
-                    "endpoint_url": url,
+                    "endpoint_url": read_url,
                     "lookback": lookback,
                     "polling_interval": polling,
                     "checkpoint_file": checkpoint,
@@ -198,7 +212,9 @@ def steady(
         lags: list[float] = []
         began = time.monotonic()
         try:
-            while time.monotonic() - began < seconds + 30 and (thread.is_alive() or len(got) < written[0]):
+            while time.monotonic() - began < seconds + wait_after and (
+                thread.is_alive() or len(got) < written[0]
+            ):
                 batch, _ = source.next_batch(512, 0.5)
                 now = time.time() * 1000
                 for audit_id in audit_ids(batch):
@@ -214,6 +230,8 @@ def steady(
             stop.set()
             thread.join()
             source.close()
+            if proxy is not None:
+                proxy.close()
         for name, value in opened.items():
             if name.startswith("api_calls"):
                 metrics[name] -= value
@@ -233,11 +251,20 @@ def steady(
         f"{op} {n / elapsed:.2f}/s = {100 * n / elapsed / QUOTAS[op]:.0f}% of quota"
         for op, n in sorted(_by_operation(metrics).items())
     )
+    held = (
+        f"disorder 0-{disorder.hold_s:g}s, {100 * disorder.hold_tail_share:g}% at "
+        f"{disorder.hold_tail_s[0]:g}-{disorder.hold_tail_s[1]:g}s ({proxy.stats.held} events held back "
+        f"in answers); found behind {int(metrics.get('events_found_behind', 0))}, largest disorder "
+        f"{metrics.get('disorder_max_seconds', 0):.1f}s, "
+        f"too late {int(metrics.get('events_too_late', 0))}\n  "
+        if disorder is not None and proxy is not None
+        else ""
+    )
     print(
         f"steady {clusters} x {rate} events/s (+{idle} idle, one event per {idle_every:.0f}s) x "
         f"{seconds:.0f}s "
         f"of {size} bytes, 3 streams each, lookback {lookback}s, polling {polling}s, overlap "
-        f"{reads.overlap_ms}ms, page limit {page_limit(size)}:\n"
+        f"{reads.overlap_ms}ms, page limit {page_limit(size)}:\n  {held}"
         f"  delivered {delivered}/{written[0]} (lost {written[0] - len(got)}, duplicated {dups}), "
         f"read amplification {read / max(delivered, 1):.3f}\n"
         f"  API calls {calls}: {1000 * calls / max(delivered, 1):.2f} per 1,000 events, "
@@ -261,6 +288,13 @@ def _by_operation(metrics: dict[str, int | float]) -> dict[str, int]:
     return {op: int(metrics[k]) for k, op in names.items() if metrics.get(k)}
 
 
+def _disorder(text: str) -> Faults | None:
+    if not text:
+        return None
+    hold, share, low, high = ([float(x) for x in text.split(",")] + [0.0, 0.0, 0.0])[:4]
+    return Faults(hold_s=hold, hold_tail_share=share, hold_tail_s=(low, high), seed=7)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=30_000)
@@ -278,6 +312,9 @@ def main() -> None:
     )
     ap.add_argument("--idle", type=int, default=0, help="steady-state: quiet clusters besides")
     ap.add_argument("--idle-every", type=float, default=60.0, help="seconds between a quiet cluster's events")
+    ap.add_argument(
+        "--disorder", default="", help="steady-state: HOLD[,SHARE,LOW,HIGH] seconds of visibility delay"
+    )
     args = ap.parse_args()
 
     with _setup.local_aws(clear_environ=True) as server:
@@ -295,6 +332,7 @@ def main() -> None:
                     args.clusters,
                     args.idle,
                     args.idle_every,
+                    _disorder(args.disorder),
                 )
             return
         group = "/aws/eks/bench/cluster"

@@ -78,7 +78,7 @@ class ReadParams:
             together_ms=500,
             idle_every_ms=3 * poll,
             retire_ms=max(3_600_000, 2 * lookback),
-            window_max_ms=poll,  # a re-read of one interval at most: at most twice the reads
+            window_max_ms=500,  # the overlap: settle time waits for disorder (latency, not reads)
             settle_max_ms=max(2 * poll, 5_000),  # waiting costs latency, not reads
             sweep_step_ms=max(10_000, min(60_000, lookback // 4 // BUCKET_MS * BUCKET_MS)),
             sweep_margin_ms=max(poll, 5_000),

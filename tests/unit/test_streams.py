@@ -204,8 +204,17 @@ def test_invalid_states_are_refused() -> None:
 def test_derived_defaults() -> None:
     p = ReadParams.derive(600, 5)
     assert p == ReadParams(
-        lookback_ms=600_000, overlap_ms=500, together_ms=500, idle_every_ms=15_000, retire_ms=3_600_000
+        lookback_ms=600_000,
+        overlap_ms=500,
+        together_ms=500,
+        idle_every_ms=15_000,
+        retire_ms=3_600_000,
+        window_max_ms=500,  # disorder is waited for (settle), not re-read
+        settle_max_ms=10_000,
+        sweep_step_ms=60_000,
+        sweep_margin_ms=5_000,
     )
+    assert ReadParams.derive(20, 1).sweep_step_ms == 10_000  # whole buckets, at least one
     assert ReadParams.derive(0, 0).idle_every_ms == 3_000
 
 

@@ -449,7 +449,12 @@ static int cmd_run(const plugin_api *api, const options *o)
 	}
 	char *params = o->open_file ? read_params(o->open_file) : NULL;
 	catch_signals();
+	double opened_t = wall_s(); /* when open was called: a poll-mode origin is this minus shift */
 	ss_instance_t *h = api->open(s, params ? params : o->open ? o->open : "", &rc);
+	if (rc == SS_PLUGIN_SUCCESS && h) {
+		printf("{\"opened\":%d,\"t\":%.6f}\n", rc, opened_t);
+		fflush(stdout);
+	}
 	if (rc != SS_PLUGIN_SUCCESS || !h) {
 		free(params);
 		printf("{\"summary\":{\"stage\":\"open\",\"rc\":%d,\"error\":", rc);
@@ -482,8 +487,9 @@ static int cmd_run(const plugin_api *api, const options *o)
 			api->close(s, h);
 			free(params);
 			params = read_params(o->open_file);
+			double reopened_t = wall_s();
 			h = api->open(s, params, &rc);
-			printf("{\"reopened\":%d,\"t\":%.6f}\n", rc, wall_s());
+			printf("{\"reopened\":%d,\"t\":%.6f}\n", rc, reopened_t);
 			fflush(stdout);
 			if (rc != SS_PLUGIN_SUCCESS || !h) {
 				free(params);

@@ -2,8 +2,9 @@
 
 An event has a timestamp (wall ms) and becomes visible when it is ingested: its stream's lag after the
 timestamp (a lagging stream is a whole API server whose shipping is late), plus, in schedules with
-visibility disorder, a delay of its own, so that a stream's older events can become visible after newer
-ones (events of one millisecond included).
+visibility disorder, a delay of its batch (or its own), so that a stream's older events can become visible
+after newer ones (events of one millisecond included): a batch ingested late, or ingested on time (its
+ingestionTime) and searchable only later.
 FilterLogEvents answers the visible events of the named streams in [startTime, endTime] in time order, in
 small pages (so pagination is exercised); each page is read at the instant of its call. DescribeLogStreams
 lists the streams created so far, by name or by last event time (newest first), with lastEventTimestamp of
@@ -26,6 +27,7 @@ class LogEvent:
     event_id: str
     message: str
     visible_ms: int  # wall ms when FilterLogEvents can return it
+    ingestion_ms: int = 0  # its batch's ingestionTime (0: visible_ms, ingested when it became visible)
 
 
 @dataclass
@@ -105,7 +107,7 @@ class SimLogsClient:
                     "logStreamName": name,
                     "timestamp": ev.ts,
                     "message": ev.message,
-                    "ingestionTime": ev.visible_ms,
+                    "ingestionTime": ev.ingestion_ms or ev.visible_ms,
                     "eventId": eid,
                 }
                 for _, name, eid, ev in page

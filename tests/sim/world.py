@@ -107,6 +107,9 @@ class World:
         # (owner, batch) → (when Falco got it, when it asked for the next one: the batch's commit)
         self.batch_times: dict[tuple[str, int], tuple[float, float | None]] = {}
         self._n = 0
+        self._batches: dict[
+            tuple[str, str], tuple[int, int, int]
+        ] = {}  # disorder: (window, visible, ingestion)
         self.logs: dict[str, SimLogGroup] = {}
         self.aws_throttle = 0.0  # probability that a Logs or Kinesis call is throttled
         self.logs_client = SimLogsClient(self.logs, self.wall_ms, fault=self._aws_fault)
@@ -180,13 +183,36 @@ class World:
         last = group.streams[stream].keys[-1][0] if group.streams[stream].events else 0
         ts = max(self.wall_ms_at(at), last)
         p = self.plan
+        ingestion = 0
         if p.disorder:
+            visible, ingestion = self._disorder(group.name, stream, ts, lag_ms)
+            lag_ms = visible - ts
+        n, message = self._message(unit, ts, (ts - EPOCH_MS + lag_ms) / 1000)
+        group.put(stream, LogEvent(ts, f"{n:020d}", message, ts + lag_ms, ingestion))
+
+    def _disorder(self, group: str, stream: str, ts: int, lag_ms: int) -> tuple[int, int]:
+        """(visible, ingestionTime) of an event under visibility disorder: its stream's PutLogEvents batch
+        (one per 500 ms of timestamps) is delayed as a whole, ingested late or ingested on time and
+        searchable late (half of each); one event in 50 is delayed on its own, ingested late."""
+        p = self.plan
+
+        def delay() -> int:
             late = p.tail_every and self.event_rng.randrange(p.tail_every) == 0
-            lag_ms += int(
+            return int(
                 1000 * (self.event_rng.uniform(*p.tail) if late else self.event_rng.uniform(0, p.disorder))
             )
-        n, message = self._message(unit, ts, (ts - EPOCH_MS + lag_ms) / 1000)
-        group.put(stream, LogEvent(ts, f"{n:020d}", message, ts + lag_ms))
+
+        if self.event_rng.randrange(50) == 0:
+            alone = ts + lag_ms + delay()
+            return alone, alone
+        window = ts // 500
+        batch = self._batches.get((group, stream))
+        if batch is None or batch[0] != window:
+            put = (window + 1) * 500 + lag_ms
+            d = delay()
+            batch = (window, put + d, put if self.event_rng.random() < 0.5 else put + d)
+            self._batches[(group, stream)] = batch
+        return batch[1], batch[2]
 
     def _write_ahead(
         self, group: SimLogGroup, stream: str, unit: str, lag_ms: int, rate: float, at: float
@@ -444,9 +470,14 @@ class World:
         resolve = Ledger.resolve_unsure
 
         def declaring(
-            ledger: Ledger, stream: str, bucket: int, unsure: Sequence[str]
+            ledger: Ledger,
+            stream: str,
+            bucket: int,
+            unsure: Sequence[str],
+            ts: Sequence[int] = (),
+            ingestion: Sequence[int] = (),
         ) -> tuple[list[str], int]:
-            chosen, repeated = resolve(ledger, stream, bucket, unsure)
+            chosen, repeated = resolve(ledger, stream, bucket, unsure, ts, ingestion)
             if repeated:
                 self.declared_repeats.update(int(event_id) for event_id in chosen)
             return chosen, repeated

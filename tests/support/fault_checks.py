@@ -1,9 +1,10 @@
 """The delivery invariants of a fault schedule's run (tests.support.fault_outcome), from the hosts' outputs.
 
-- Nothing lost: every event put at or after its unit's start is delivered by some replica. A unit starts at
-  its first acquisition (the earliest `took` line of any replica: before it, the first holder reads from
-  now - shift, which may legitimately miss older events); a shard born of a split or merge starts empty,
-  so all of its events count.
+- Nothing lost: every event put at or after its unit's start is delivered by some replica. A log group
+  starts when its first holder opened (or reopened) before taking it: it reads from that open time - shift,
+  so an event written after Falco opened is never lost to start-up, visibility disorder included. A shard
+  starts at its first acquisition (the earliest `took` line of any replica); a shard born of a split or
+  merge starts empty, so all of its events count.
 - Repeats only after a fault, at most BATCH per fault (README, "what can repeat"): an event delivered by
   replica R and again later must have been in R's last batch before R was killed, paused, cut off from
   DynamoDB or throttled by it (cut off or throttled: or delivered during that window, when its checkpoint

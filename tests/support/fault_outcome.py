@@ -37,6 +37,10 @@ class Replica:
     def live(self) -> bool:
         return not self.stopped and not self.killed
 
+    def opens(self) -> list[float]:
+        """When this replica's host called open (its first open and each reload's)."""
+        return [float(r["t"]) for r in self.proc.lines() if "opened" in r or ("reopened" in r and "t" in r)]
+
     def takes(self, mode: str) -> dict[str, list[float]]:
         """unit → when this replica took it (its `took` log lines, as stamped when read)."""
         takes: dict[str, list[float]] = {}
@@ -59,11 +63,18 @@ class Outcome:
     shard_parents: dict[str, list[str]]  # stream: shard → its parents (none for the stream's first shards)
 
     def first_takes(self) -> dict[str, float]:
-        """unit → the first time any replica took it."""
+        """unit → from when its events must all be delivered. Stream mode: the first time any replica took
+        it (the first holder reads from then). Poll mode: when the first taker (re)opened before taking it,
+        since the first holder reads from its open time - shift (an event written after Falco opened is
+        never lost to start-up)."""
         first: dict[str, float] = {}
         for r in self.replicas:
+            opens = r.opens()
             for unit, ts in r.takes(self.schedule.mode).items():
-                first[unit] = min(first.get(unit, math.inf), *ts)
+                t = min(ts)
+                if self.schedule.mode == "poll":
+                    t = max((o for o in opens if o <= t), default=t)
+                first[unit] = min(first.get(unit, math.inf), t)
         return first
 
     def start_of(self, unit: str, first_takes: dict[str, float]) -> float:

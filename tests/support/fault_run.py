@@ -74,6 +74,9 @@ class _World:
         self.kinesis = client("kinesis", moto_url)
         target = (FILTER,) if sched.mode == "poll" else (GET_RECORDS,)
         self.reads = FaultProxy(moto_url, Faults(targets=target, seed=self.rng.getrandbits(32)))
+        hold_s, share, low, high = sched.disorder
+        self.reads.faults.hold_s, self.reads.faults.hold_tail_share = hold_s, share
+        self.reads.faults.hold_tail_s = (low, high)
 
     def config(self, name: str, dynamodb_url: str) -> str:
         values: dict[str, Any] = {
@@ -85,7 +88,7 @@ class _World:
             "shift": 1,
         }
         if self.sched.mode == "poll":
-            values.update(endpoint_url=self.reads.url, polling_interval=1)
+            values.update(endpoint_url=self.reads.url, polling_interval=1, lookback=self.sched.lookback)
         else:
             values.update(kinesis_endpoint_url=self.reads.url)
         return orjson.dumps(values).decode()
@@ -319,7 +322,8 @@ def run(sched: Schedule, host: Host, moto_url: str, tmp: Path, deliver_deadline_
         if delay > 0:
             time.sleep(delay)
         world.quiesce()
-        world.finish(deliver_deadline_s)
+        # Disorder: the last events held past the settle time come out in the sweep, lookback + 5-15 s later.
+        world.finish(deliver_deadline_s + (sched.lookback + 20 if sched.lookback else 0))
         parents: dict[str, list[str]] = {}
         if sched.mode == "stream":
             for s in world.all_shards():

@@ -5,7 +5,10 @@ at random a replica started, stopped cleanly (SIGTERM), killed (-9), paused (SIG
 the lease, then SIGCONT), cut off from DynamoDB or throttled by it; the CloudWatch Logs / Kinesis reads of
 every replica throttled (they share one endpoint: poll mode's checkpoint keys name it); a Kinesis shard
 split or two merged; a cluster added to the open params (the config rewritten,
-every replica reloading it); the event rate changed (10-500/s). The same seed gives the same steps: a
+every replica reloading it); the event rate changed (10-500/s). Poll-mode schedules also get visibility
+disorder for the whole run (the read proxy keeps each PutLogEvents batch out of FilterLogEvents for a seeded
+delay: 0..HOLD s, and for a share of batches 2-8 s) with a short `lookback`, so that the trailing sweep and
+the checkpointed ledger take part in every hand-over. The same seed gives the same steps: a
 violation is replayed with its seed. A fault on one replica always ends with its own step (resume, uncut,
 unthrottle), and that replica gets no other step meanwhile.
 """
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 __all__ = ["LEASE_S", "Schedule", "Step", "generate"]
 
 LEASE_S = 3
+DISORDER_LOOKBACK_S = 15  # poll: the sweep re-reads 15 + 5 s behind, so a run's late events come out in it
 MAX_REPLICAS = 4
 
 # (action, weight): replica steps name the replica in `replica`; `arg` is the fault's length or the rate.
@@ -58,9 +62,14 @@ class Schedule:
     spare_clusters: int  # poll: clusters that add_cluster steps may add, in order
     steps: list[Step] = field(default_factory=list)
     duration: float = 0.0
+    # poll: (hold_s, tail share, tail low s, tail high s) for the read proxy, and the plugin's lookback
+    disorder: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    lookback: int = 0
 
     def trace(self) -> str:
         head = f"seed {self.seed} mode {self.mode} units {self.units} spare {self.spare_clusters}"
+        if self.lookback:
+            head += f" disorder {self.disorder} lookback {self.lookback}"
         return "\n".join([head, *(str(s) for s in self.steps)])
 
 
@@ -70,6 +79,10 @@ def generate(seed: int, mode: str, duration: float = 24.0) -> Schedule:
     rng = random.Random(f"{mode}:{seed}")
     units = rng.randint(2, 3) if mode == "poll" else rng.randint(2, 4)
     sched = Schedule(seed, mode, units, spare_clusters=1 if mode == "poll" else 0, duration=duration)
+    if mode == "poll":  # its own generator: the steps of a seed stay what they were
+        draw = random.Random(f"disorder:{seed}")
+        sched.disorder = (draw.choice((0.5, 1.0, 2.0)), draw.choice((0.0, 0.02, 0.05)), 2.0, 8.0)
+        sched.lookback = DISORDER_LOOKBACK_S
     steps = sched.steps
     steps.append(Step(0.0, "rate", arg=float(rng.choice((20, 50, 100, 200)))))
     live: list[str] = []

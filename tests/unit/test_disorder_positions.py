@@ -1,7 +1,9 @@
 """A log group's read positions (streams.py with its ledger and trailing sweep) against a CloudWatch model
-that makes each event searchable after a seeded delay, so that a stream's older events turn up after
-newer ones; with restarts from the checkpoint at seeded instants. Over many seeds: every event visible
-within `lookback` of its timestamp is delivered exactly once; one visible later is never delivered twice."""
+that makes each PutLogEvents batch searchable after a seeded delay (ingested on time but searchable late,
+or ingested late), and some single events too, so that a stream's older events turn up after newer ones;
+with restarts from the checkpoint at seeded instants. Over many seeds: every event visible within
+`lookback` of its timestamp is delivered exactly once (no restart repeats one, late batches larger than
+the sketches' capacity included); one visible later is never delivered twice."""
 
 from __future__ import annotations
 
@@ -22,24 +24,41 @@ class Ev:
     stream: str
     eid: str
     ts: int
+    ingested: int  # its batch's ingestionTime
     visible: int
 
 
+def _delay(rng: random.Random) -> float:
+    return rng.uniform(3_000, 25_000) if rng.random() < 1 / 30 else rng.uniform(0, 2_000)
+
+
 def _events(rng: random.Random, until: int) -> list[Ev]:
-    """Three streams at ~20 events/s, each event searchable after 0-2 s, one in 30 after 3-25 s, and
-    bursts of one millisecond; the third stream is quiet for a while."""
+    """Three streams at ~20 events/s in batches of 0.2-1 s, each batch searchable after 0-2 s, one in 30
+    after 3-25 s (half of those ingested late, half ingested on time and searchable late); one event in
+    50 ingested late on its own; bursts of one millisecond; the third stream is quiet for a while."""
     out = []
     n = 0
     for stream in ("a", "b", "c"):
         t = START
         while t < until:
-            t += rng.randint(1, 100)
-            if stream == "c" and START + 20_000 <= t < START + 35_000:
-                continue
-            for _ in range(rng.choice((1, 1, 1, 4))):  # same-millisecond bursts
-                delay = rng.uniform(3_000, 25_000) if rng.random() < 1 / 30 else rng.uniform(0, 2_000)
-                out.append(Ev(stream, f"{n:08d}", t, t + int(delay)))
-                n += 1
+            batch_end = t + rng.randint(200, 1_000)
+            batch: list[tuple[str, int]] = []
+            while t < batch_end:
+                t += rng.randint(1, 100)
+                if stream == "c" and START + 20_000 <= t < START + 35_000:
+                    continue
+                for _ in range(rng.choice((1, 1, 1, 4))):  # same-millisecond bursts
+                    batch.append((f"{n:08d}", t))
+                    n += 1
+            put = t + 50
+            delay = int(_delay(rng))
+            ingested = put if rng.random() < 0.5 else put + delay
+            for eid, ts in batch:
+                if rng.random() < 1 / 50:
+                    alone = put + int(_delay(rng))
+                    out.append(Ev(stream, eid, ts, alone, alone))
+                else:
+                    out.append(Ev(stream, eid, ts, ingested, put + delay))
     return out
 
 
@@ -59,27 +78,27 @@ class Reader:
 
     def _read(self, read: Read, now: int, events: list[Ev]) -> None:
         found: dict[str, int] = {}
-        held: list[tuple[str, str, int]] = []
+        held: list[tuple[str, str, int, int]] = []
         for e in sorted(events, key=lambda e: (e.ts, e.stream, e.eid)):
             if not (read.start <= e.ts <= read.end and e.visible <= now):
                 continue
             if not read.prefix and e.stream not in read.names:
                 continue
-            verdict = self.g.take(read, e.stream, e.eid, e.ts, e.visible)
+            verdict = self.g.take(read, e.stream, e.eid, e.ts, e.ingested)
             if verdict is None:
-                held.append((e.stream, e.eid, e.ts))
+                held.append((e.stream, e.eid, e.ts, e.ingested))
             elif verdict:
-                self._deliver(e.stream, e.eid, e.ts)
+                self._deliver(e.stream, e.eid, e.ts, e.ingested)
                 found[e.stream] = found.get(e.stream, 0) + 1
         if read.sweep:
-            ts_of = {eid: (stream, ts) for stream, eid, ts in held}
+            of = {eid: (stream, ts, ingested) for stream, eid, ts, ingested in held}
             for eid in self.g.release(read, held):
-                self._deliver(ts_of[eid][0], eid, ts_of[eid][1])
+                self._deliver(of[eid][0], eid, of[eid][1], of[eid][2])
         self.g.finished(read, found, now)
 
-    def _deliver(self, stream: str, eid: str, ts: int) -> None:
+    def _deliver(self, stream: str, eid: str, ts: int, ingested: int) -> None:
         self.g.streams[stream].queued += 1
-        self.g.delivered(stream, eid, ts)
+        self.g.delivered(stream, eid, ts, ingested)
         self.delivered.append(eid)
 
 

@@ -48,7 +48,7 @@ def test_units_taken_without_their_origin_lose_events() -> None:
     """Before origins were recorded in the lease, a unit handed over before its first checkpoint was read
     from its new holder's now - shift: the checks must see the events lost in between."""
     caught = []
-    for seed in range(12):
+    for seed in range(16):
         lost = [v for v in run_schedule(seed, "poll", origin_broken=True).outcome.violations if "lost:" in v]
         if lost:
             caught.append(seed)

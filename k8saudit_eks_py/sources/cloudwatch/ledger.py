@@ -9,31 +9,46 @@ each bucket once, `lookback` after its timestamps, and delivers what it had not 
 
 In memory each accepted event costs one 61-bit hash of its eventId, kept in a set while its bucket is
 near the read positions and in a sorted array once it is not. The checkpoint keeps, per bucket, only a
-record of 16 bytes + 8 per power sum (base64): a sketch of the events delivered (set_sketch.py: their
-number and power sums of their hashes: 4, plus 2 per event the stream lately showed late in a bucket,
-or per its share of late events times the bucket's events, up to 64) and when head reads last
-finished over it. After a restart those events are known by sketch, not by id: an event behind its
-stream's restored position in such a bucket is "unsure", and the sweep decides once it has read the
-whole bucket: the sketch names the unsure events that were not delivered, up to as many as it has
-power sums; when more were not (or the sketch does not fit), all the unsure ones are delivered and
-counted (earlier events repeat rather than a late one being lost). Two things keep the unsure ones
-few: the checkpoint also names (by hash) the events found behind that still waited for Falco
-(`pending`: not delivered, so new), and an event CloudWatch ingested after the last head read over
-its timestamp finished (with a margin for clock skew) was never read by the holder before, so it is
-new whatever the sketch says.
+record of 18 bytes + 8 per power sum + 4 per second of ingestionTime (base64): a sketch of the events
+delivered (set_sketch.py: their number and power sums of their hashes: 4, plus 2 per event the stream
+lately showed late in a bucket, or per its share of late events times the bucket's events, up to 64),
+how many were delivered per second of ingestionTime, and when reads last finished over it.
+
+After a restart those events are known by sketch, not by id: an event behind its stream's restored
+position in such a bucket is "unsure", and the sweep decides once it has read the whole bucket. The
+sketch names the unsure events that were not delivered, up to as many as it has power sums. More than
+that are found by the histogram: CloudWatch makes a PutLogEvents batch searchable late as a whole (one
+ingestionTime), and of such a batch the holder had read only the newest events (those within its
+re-read window), so in each ingestion second that shows more events than were delivered, the lacking
+ones are the oldest of some of its batches; each guess is tested against the sketch's count and power
+sums. When no guess fits, all the unsure ones are delivered and counted (earlier events repeat rather
+than a late one being lost). Two things keep the unsure ones few: the checkpoint also names (by hash)
+the events found behind that still waited for Falco (`pending`: not delivered, so new; the sweep does
+not move past them meanwhile), and an event CloudWatch ingested after the last read over its timestamp
+finished (with a margin for clock skew) was never read by the holder before, so it is new whatever the
+sketch says.
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+import itertools
 import struct
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8saudit_eks_py.sources.cloudwatch.set_sketch import MAX_POWERS, PRIME, Sketch, event_hash, missing
+from k8saudit_eks_py.sources.cloudwatch.set_sketch import (
+    MAX_POWERS,
+    PRIME,
+    Sketch,
+    event_hash,
+    lacking_sums,
+    missing,
+    power_sums,
+)
 
 __all__ = [
     "BUCKET_MS",
@@ -50,8 +65,14 @@ __all__ = [
 BUCKET_MS = 10_000
 NEW, KNOWN, UNSURE, LATE = "new", "known", "unsure", "late"
 SKEW_MS = 5_000  # CloudWatch's clock may be this far ahead of the one that wrote the checkpoint
-_RECORD = "<IIII"  # a bucket record's head: delivered, whole_at, part_at, part_from (ms after its start + 1)
+# a bucket record's head: delivered, whole_at, part_at, part_from (ms after its start + 1), power sums;
+# then the power sums, then the ingestion histogram: (second - bucket's first second, events) pairs
+_RECORD = "<IIIIH"
+_HISTOGRAM = "<hH"
 _U32 = (1 << 32) - 1
+_GUESSES = 64  # ingestion-histogram guesses per second of ingestionTime
+_TRIES = 20_000  # guesses tested per bucket before delivering all unsure
+_SUBSET_BATCHES = 4  # whole batches of one ingestion second combined in one guess
 
 
 @dataclass(slots=True)
@@ -67,6 +88,9 @@ class _Bucket:
     part_from: int = 0
     delivered: Sketch = field(default_factory=Sketch)  # delivered since
     behind: int = 0  # events accepted behind their stream's position (disorder seen here)
+    # events delivered per second of ingestionTime: before the restore, and since
+    prior_ingested: dict[int, int] = field(default_factory=dict)
+    ingested: dict[int, int] = field(default_factory=dict)
 
     def unread(self, ts_ms: int, ingestion_ms: int) -> bool:
         """Ingested after every head read that covered `ts_ms` had finished (with a margin for skew)."""
@@ -173,15 +197,34 @@ class Ledger:
                 bucket.part_from = min(bucket.part_from, from_ms) if bucket.part_at else from_ms
                 bucket.part_at = max(bucket.part_at, at_ms)
 
-    def delivered(self, stream: str, event_id: str, ts_ms: int) -> None:
+    def swept(self, from_ms: int, to_ms: int, at_ms: int) -> None:
+        """A sweep read of every stream over [from_ms, to_ms] finished at wall time `at_ms`: the buckets
+        it covered whole were read then (it may stay at a bucket while an event it found waits)."""
+        for per in self._buckets.values():
+            for b, bucket in per.items():
+                if b * BUCKET_MS >= from_ms and b * BUCKET_MS + BUCKET_MS - 1 <= to_ms:
+                    bucket.whole_at = max(bucket.whole_at, at_ms)
+
+    def delivered(self, stream: str, event_id: str, ts_ms: int, ingestion_ms: int = 0) -> None:
         if ts_ms >= self.start:
             bucket = self._bucket(stream, ts_ms // BUCKET_MS)
             bucket.delivered.add(event_hash(event_id))
+            if ingestion_ms > 0:
+                second = ingestion_ms // 1000
+                bucket.ingested[second] = bucket.ingested.get(second, 0) + 1
 
-    def resolve_unsure(self, stream: str, bucket_index: int, unsure: Sequence[str]) -> tuple[list[str], int]:
-        """The sweep read a whole bucket and met the eventIds `unsure`, which it could not place: those
-        to deliver (the ones the restored sketch lacks), and how many of them were delivered before
-        (when the sketch cannot tell which, and all are delivered)."""
+    def resolve_unsure(
+        self,
+        stream: str,
+        bucket_index: int,
+        unsure: Sequence[str],
+        ts: Sequence[int] = (),
+        ingestion: Sequence[int] = (),
+    ) -> tuple[list[str], int]:
+        """The sweep read a whole bucket and met the eventIds `unsure` (with their timestamps and
+        ingestionTimes, when known), which it could not place: those to deliver (the ones the restored
+        sketch lacks), and how many of them were delivered before (when the sketch cannot tell which,
+        and all are delivered)."""
         bucket = self._buckets.get(stream, {}).get(bucket_index)
         before = Sketch() if bucket is None else Sketch(bucket.prior.n, list(bucket.prior.sums))
         r = self._restored.get(stream)
@@ -190,7 +233,10 @@ class Ledger:
                 before.add(event_hash(event_id), -1)
         if len(unsure) <= before.n:
             return [], 0
-        new = missing([event_hash(i) for i in unsure], before)
+        hashes = [event_hash(i) for i in unsure]
+        new = missing(hashes, before)
+        if new is None and bucket is not None and len(ts) == len(ingestion) == len(unsure):
+            new = _by_ingestion(hashes, unsure, ts, ingestion, bucket.prior_ingested, before)
         if new is None:
             return list(unsure), before.n  # cannot tell: deliver all rather than lose one
         return [unsure[i] for i in sorted(new)], 0
@@ -226,7 +272,10 @@ class Ledger:
                 total = bucket.prior.plus(bucket.delivered)
                 if total.n > 0:
                     capacity = min(MAX_POWERS, 4 + int(2 * max(late, share * total.n)))
-                    kept[str(b)] = _encode(total.cut(capacity), b, bucket)
+                    histogram = dict(bucket.prior_ingested)
+                    for second, events in bucket.ingested.items():
+                        histogram[second] = histogram.get(second, 0) + events
+                    kept[str(b)] = _encode(total.cut(capacity), b, bucket, histogram)
             if kept:
                 out[stream] = kept
         return out
@@ -252,30 +301,117 @@ def _at(offset: int, b: int) -> int:
     return 0 if offset == 0 else b * BUCKET_MS + offset - 1
 
 
-def _encode(sketch: Sketch, b: int, bucket: _Bucket) -> str:
+def _encode(sketch: Sketch, b: int, bucket: _Bucket, histogram: Mapping[int, int]) -> str:
+    first = b * BUCKET_MS // 1000
+    entries = sorted(
+        (second - first, min(0xFFFF, events))
+        for second, events in histogram.items()
+        if -0x8000 <= second - first < 0x8000  # farther ingestion seconds are left out: unsure, not lost
+    )
     head = struct.pack(
         _RECORD,
         sketch.n,
         _offset(bucket.whole_at, b),
         _offset(bucket.part_at, b),
         _offset(bucket.part_from, b),
+        len(sketch.sums),
     )
-    return base64.b64encode(head + struct.pack(f"<{len(sketch.sums)}Q", *sketch.sums)).decode()
+    body = struct.pack(f"<{len(sketch.sums)}Q", *sketch.sums)
+    tail = b"".join(struct.pack(_HISTOGRAM, *entry) for entry in entries)
+    return base64.b64encode(head + body + tail).decode()
 
 
 def _decode(text: str, b: int, into: _Bucket) -> None:
     """ValueError (binascii.Error and struct.error are ValueErrors) when `text` is not an _encode()."""
     raw = base64.b64decode(text.encode(), validate=True)
     head = struct.calcsize(_RECORD)
-    powers = (len(raw) - head) // 8
-    if len(raw) < head + 8 or (len(raw) - head) % 8 or powers > MAX_POWERS:
+    if len(raw) < head:
         raise ValueError(f"a bucket record of {len(raw)} bytes")
-    n, whole, part, part_from = struct.unpack_from(_RECORD, raw)
+    n, whole, part, part_from, powers = struct.unpack_from(_RECORD, raw)
+    rest = len(raw) - head - 8 * powers
+    if not 1 <= powers <= MAX_POWERS or rest < 0 or rest % struct.calcsize(_HISTOGRAM):
+        raise ValueError(f"a bucket record of {len(raw)} bytes with {powers} power sums")
     sums = list(struct.unpack_from(f"<{powers}Q", raw, head))
     if any(x >= PRIME for x in sums):
         raise ValueError("a power sum out of range")
+    first = b * BUCKET_MS // 1000
     into.prior = Sketch(n, sums)
+    into.prior_ingested = {
+        first + offset: events for offset, events in struct.iter_unpack(_HISTOGRAM, raw[head + 8 * powers :])
+    }
     into.whole_at, into.part_at, into.part_from = _at(whole, b), _at(part, b), _at(part_from, b)
+
+
+def _by_ingestion(
+    hashes: Sequence[int],
+    unsure: Sequence[str],
+    ts: Sequence[int],
+    ingestion: Sequence[int],
+    delivered_per_second: Mapping[int, int],
+    before: Sketch,
+) -> set[int] | None:
+    """The unsure events that were not delivered, guessed from the ingestion histogram and tested against
+    the sketch. In each second of ingestionTime, as many were not delivered as it met more than were;
+    they are the oldest events of some of its batches (one ingestionTime each: of a batch made searchable
+    late, the holder had read the newest, those within its re-read window). None when no guess fits
+    within _GUESSES per second and _TRIES in all."""
+    c = len(before.sums)
+    if c == 0:
+        return None
+    per_second: dict[int, dict[int, list[int]]] = {}
+    for i in sorted(range(len(hashes)), key=lambda i: (ts[i], unsure[i])):
+        per_second.setdefault(ingestion[i] // 1000, {}).setdefault(ingestion[i], []).append(i)
+    options: list[list[tuple[list[int], list[int]]]] = []  # per second: (guess, its power sums)
+    for second, batches in per_second.items():
+        deficit = sum(len(b) for b in batches.values()) - delivered_per_second.get(second, 0)
+        if deficit > 0:
+            guesses = _prefix_guesses(list(batches.values()), deficit)
+            options.append([(g, power_sums([hashes[i] for i in g], c)) for g in guesses])
+    if sum(len(o[0][0]) for o in options if o) != len(hashes) - before.n or not all(options):
+        return None
+    tries = 0
+
+    def search(k: int, rest: list[int]) -> list[int] | None:
+        nonlocal tries
+        if k == len(options):
+            return [] if not any(rest) else None
+        for guess, sums in options[k]:
+            tries += 1
+            if tries > _TRIES:
+                return None
+            found = search(k + 1, [(a - b) % PRIME for a, b in zip(rest, sums, strict=True)])
+            if found is not None:
+                return guess + found
+        return None
+
+    chosen = search(0, lacking_sums(hashes, before))
+    return None if chosen is None else set(chosen)
+
+
+def _prefix_guesses(batches: list[list[int]], deficit: int) -> list[list[int]]:
+    """Ways to take `deficit` events as whole `batches` (each in timestamp order) and the oldest part of at
+    most one more, fewest batches first; at most _GUESSES, from at most _TRIES combinations."""
+    out: list[list[int]] = []
+    sizes = [len(b) for b in batches]
+    scanned = 0
+    for n in range(min(len(batches), _SUBSET_BATCHES) + 1):
+        for combo in itertools.combinations(range(len(batches)), n):
+            scanned += 1
+            rest = deficit - sum(sizes[i] for i in combo)
+            if rest < 0:
+                continue
+            whole = [e for i in combo for e in batches[i]]
+            if rest == 0:
+                out.append(whole)
+            else:
+                out += [
+                    whole + batches[j][:rest]
+                    for j in range(len(batches))
+                    if j not in combo and sizes[j] > rest
+                ]
+            if len(out) >= _GUESSES or scanned >= _TRIES:
+                return out[:_GUESSES]
+    return out
 
 
 def pack_hashes(event_ids: Iterable[str]) -> str:

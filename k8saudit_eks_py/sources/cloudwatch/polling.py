@@ -321,7 +321,10 @@ class Poller(Delivery[QueuedEvent, Unit]):
     def _release(self, u: Unit, step: Step) -> None:
         """A sweep read finished: deliver those of its held events the ledger now places as new."""
         assert step.read is not None
-        held = [(str(ev["logStreamName"]), str(ev["eventId"]), int(ev["timestamp"])) for ev in step.held]
+        held = [
+            (str(ev["logStreamName"]), str(ev["eventId"]), int(ev["timestamp"]), _ingestion(ev))
+            for ev in step.held
+        ]
         with self._cond:
             deliver = u.positions.release(step.read, held)
         if deliver:
@@ -385,7 +388,15 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 "reduced",
             )
         item = QueuedEvent(
-            shaped.ts_ns, shaped.payload, u.key, u.cluster, shaped.audit_id, stream, event_id, ts_ms
+            shaped.ts_ns,
+            shaped.payload,
+            u.key,
+            u.cluster,
+            shaped.audit_id,
+            stream,
+            event_id,
+            ts_ms,
+            _ingestion(ev),
         )
         if not self._put(u, item):
             raise aws.Cancelled()
@@ -440,3 +451,9 @@ class Poller(Delivery[QueuedEvent, Unit]):
             f"{delay:.1f}s",
             f"fail:{u.key}:{kind}",
         )
+
+
+def _ingestion(ev: dict[str, Any]) -> int:
+    """An event's ingestionTime (its PutLogEvents batch's), 0 when the answer lacks it."""
+    value = ev.get("ingestionTime")
+    return value if isinstance(value, int) else 0

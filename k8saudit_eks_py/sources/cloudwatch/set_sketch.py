@@ -4,6 +4,11 @@ the up to `c` elements the set lacks: the power sums of those missing elements a
 the sketch's, Newton's identities turn them into the polynomial whose roots they are, and the superset's
 members that are roots are the missing ones. This is how a restarted reader tells the events its
 predecessor delivered from those CloudWatch made visible later, without the predecessor's eventIds.
+
+What a sketch lacks can be more events than its capacity (CloudWatch makes a whole PutLogEvents batch
+searchable late); guesses made another way (ledger.py: by ingestion second) are then tested against
+the count and every power sum (`lacking_sums`, `power_sums`; a wrong guess passes with probability about
+2^-61 per power sum).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_POWERS", "PRIME", "Sketch", "event_hash", "missing"]
+__all__ = ["MAX_POWERS", "PRIME", "Sketch", "event_hash", "lacking_sums", "missing", "power_sums"]
 
 PRIME = (1 << 61) - 1
 MAX_POWERS = 64  # the largest capacity (power sums kept)
@@ -46,6 +51,17 @@ class Sketch:
         return Sketch(self.n, self.sums[:capacity])
 
 
+def lacking_sums(superset: Sequence[int], sketch: Sketch) -> list[int]:
+    """Power sums of what the sketched set lacks: the superset's minus the sketch's."""
+    p = [(-d) % PRIME for d in sketch.sums]
+    for h in superset:
+        x = 1
+        for j in range(len(p)):
+            x = x * h % PRIME
+            p[j] = (p[j] + x) % PRIME
+    return p
+
+
 def missing(superset: Sequence[int], sketch: Sketch) -> set[int] | None:
     """Indexes of the members of `superset` (hashes, each once) that the sketched set lacks, when the
     sketched set is a subset of it and lacks at most the sketch's capacity of them; None when that is not
@@ -54,12 +70,7 @@ def missing(superset: Sequence[int], sketch: Sketch) -> set[int] | None:
     c = len(sketch.sums)
     if k < 0 or k > c:
         return None
-    p = [(-d) % PRIME for d in sketch.sums]  # power sums of the missing elements: superset's - sketch's
-    for h in superset:
-        x = 1
-        for j in range(c):
-            x = x * h % PRIME
-            p[j] = (p[j] + x) % PRIME
+    p = lacking_sums(superset, sketch)
     e = [1] + [0] * k  # their elementary symmetric polynomials (Newton's identities)
     for j in range(1, k + 1):
         acc = 0
@@ -82,3 +93,14 @@ def missing(superset: Sequence[int], sketch: Sketch) -> set[int] | None:
         if p[j] != sum(pow(superset[i], j + 1, PRIME) for i in roots) % PRIME:
             return None
     return roots
+
+
+def power_sums(hashes: Sequence[int], c: int) -> list[int]:
+    """The first `c` power sums of `hashes`."""
+    out = [0] * c
+    for h in hashes:
+        x = 1
+        for j in range(c):
+            x = x * h % PRIME
+            out[j] = (out[j] + x) % PRIME
+    return out

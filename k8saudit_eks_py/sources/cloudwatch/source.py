@@ -276,7 +276,7 @@ class CloudWatchSource(Poller):
         touched: dict[str, Unit] = {}
         for item in items:
             unit = self._units[item.unit]
-            unit.positions.delivered(item.stream, item.event_id, item.ts_ms)
+            unit.positions.delivered(item.stream, item.event_id, item.ts_ms, item.ingestion_ms)
             touched[item.unit] = unit
             if not unit.first_delivered:
                 unit.first_delivered = True

@@ -113,7 +113,8 @@ class StreamPosition:
     found_front: int = 0  # the group's front when this stream was found (for the checkpoint's front)
     window: int = 0  # re-read behind pos (ms): the overlap, widened to the disorder seen
     behind: int = 0  # events found behind pos since the last finished read
-    waiting_behind: set[str] = field(default_factory=set)  # eventIds accepted behind pos, not delivered
+    # eventIds accepted behind pos (or by the sweep), not delivered yet → their timestamps
+    waiting_behind: dict[str, int] = field(default_factory=dict)
 
 
 class GroupPositions:
@@ -362,7 +363,7 @@ class GroupPositions:
             return False
         if s.pos is not None and ts_ms < s.pos:
             self._saw_disorder(s, s.pos - ts_ms)
-            s.waiting_behind.add(event_id)
+            s.waiting_behind[event_id] = ts_ms
         s.moved = True
         self._accepted += 1
         s.dormant = False  # it came back: from now on a quiet stream like the others
@@ -388,28 +389,42 @@ class GroupPositions:
     def _sweep_accept(self, s: StreamPosition, event_id: str, ts_ms: int) -> None:
         self.ledger.add(s.name, event_id, ts_ms, behind=s.pos is not None and ts_ms < s.pos)
         s.dormant = False
+        s.waiting_behind[event_id] = ts_ms  # the sweep stays at it until it is delivered
         if s.pos is None:
             s.moved = True  # read it from its floor next poll
         elif ts_ms < s.pos:
             self._saw_disorder(s, s.pos - ts_ms)
-            s.waiting_behind.add(event_id)
 
-    def release(self, read: Read, held: list[tuple[str, str, int]]) -> set[str]:
-        """A sweep read finished with `held` (stream, eventId, ts) it could not place: the eventIds to
+    def release(self, read: Read, held: list[tuple[str, str, int, int]]) -> set[str]:
+        """A sweep read finished with `held` (stream, eventId, ts, ingestionTime or 0) it could not
+        place: the eventIds to
         deliver (all of a bucket's when it shows more than were delivered before the restore). The sweep
         then moves past the read."""
-        by_bucket: dict[tuple[str, int], list[tuple[str, str, int]]] = {}
+        by_bucket: dict[tuple[str, int], list[tuple[str, str, int, int]]] = {}
         for item in held:
             by_bucket.setdefault((item[0], item[2] // BUCKET_MS), []).append(item)
         out: set[str] = set()
         for (name, bucket), items in by_bucket.items():
-            ts_of = {event_id: ts_ms for _name, event_id, ts_ms in items}
-            chosen, repeated = self.ledger.resolve_unsure(name, bucket, list(ts_of))
+            ts_of = {event_id: ts_ms for _name, event_id, ts_ms, _ingestion in items}
+            ingestion_of = {event_id: ingestion for _name, event_id, _ts, ingestion in items}
+            unsure = list(ts_of)
+            known = all(ingestion_of.values())
+            chosen, repeated = self.ledger.resolve_unsure(
+                name,
+                bucket,
+                unsure,
+                [ts_of[e] for e in unsure] if known else [],
+                [ingestion_of[e] for e in unsure] if known else [],
+            )
             for event_id in chosen:
                 self._sweep_accept(self.streams[name], event_id, ts_of[event_id])
                 out.add(event_id)
             self.unsure_delivered += repeated
-        self.ledger.advance(read.end + 1)
+        # Not past an event found behind that still waits for Falco: a checkpoint written meanwhile must
+        # leave it to the next holder's sweep (its `pending` says it is new), not behind every read.
+        waiting = [ts for st in self.streams.values() for ts in st.waiting_behind.values()]
+        oldest = min(waiting, default=read.end + 1) // BUCKET_MS * BUCKET_MS
+        self.ledger.advance(min(read.end + 1, oldest))
         return out
 
     def _saw_disorder(self, s: StreamPosition, behind_ms: int) -> None:
@@ -442,7 +457,9 @@ class GroupPositions:
         """The read was paginated to its end at wall time `now_ms`; `found` counts the new events per
         stream."""
         overlap = self.params.overlap_ms
-        if not read.sweep:  # a prefix read returns every stream's events from its start
+        if read.sweep:
+            self.ledger.swept(read.start, read.end, now_ms)
+        else:  # a prefix read returns every stream's events from its start
             for name in self.streams if read.prefix else read.names:
                 self.ledger.read_over(name, read.start, now_ms)
         for name in {*read.names, *found}:
@@ -484,13 +501,13 @@ class GroupPositions:
 
     # ------------------------------------------------------------------------------------ delivery
 
-    def delivered(self, name: str, event_id: str, ts_ms: int) -> None:
+    def delivered(self, name: str, event_id: str, ts_ms: int, ingestion_ms: int = 0) -> None:
         s = self.streams.get(name)
         if s is None:
             return
         s.queued -= 1
-        s.waiting_behind.discard(event_id)
-        self.ledger.delivered(name, event_id, ts_ms)
+        s.waiting_behind.pop(event_id, None)
+        self.ledger.delivered(name, event_id, ts_ms, ingestion_ms)
         if s.done_ts is None or ts_ms > s.done_ts:
             s.done_ts, s.done_ids = ts_ms, [event_id]
         elif ts_ms == s.done_ts:

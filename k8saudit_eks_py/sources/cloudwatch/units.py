@@ -75,6 +75,7 @@ class QueuedEvent(NamedTuple):
     stream: str
     event_id: str
     ts_ms: int
+    ingestion_ms: int  # its PutLogEvents batch's ingestionTime (0: not in the answer)
 
 
 @dataclass(slots=True)

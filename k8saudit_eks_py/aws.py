@@ -247,12 +247,13 @@ class CallPacer:
     get the same fraction of theirs (rate 2 = 40%: GetLogEvents would get 10/s).
 
     A throttled answer means someone else in the account spends the same quota: the operation's rate is
-    halved (down to a tenth of the cap) and grows back by a twentieth of the cap per call that gets
-    through, as botocore's adaptive retry mode adapts its client-side rate. Callers retry a throttled
-    call at its next slot instead of backing off on their own."""
+    halved (down to a fifth of the cap) and grows back with time, the whole cap within `RECOVERY_S` of the
+    last throttle, as botocore's adaptive retry mode regrows its client-side rate with time, not with
+    calls: a storm of throttles slows the reads while it lasts and costs at most `RECOVERY_S` after it.
+    Callers retry a throttled call at its next slot instead of backing off on their own."""
 
-    MIN_SHARE = 0.1  # the lowest fraction of the cap a throttled operation is slowed to
-    RECOVERY = 0.05  # the fraction of the cap regained per call that got through
+    MIN_SHARE = 0.2  # the lowest fraction of the cap a throttled operation is slowed to
+    RECOVERY_S = 5.0  # seconds to grow back from no rate to the whole cap
 
     def __init__(
         self,
@@ -265,36 +266,42 @@ class CallPacer:
         self._clock = clock
         self._lock = threading.Lock()
         self._next: dict[str, float] = {}
-        self._share: dict[str, float] = {}  # operation → fraction of its cap in use (after throttles)
+        # operation → (fraction of its cap right after its last throttle, clock time of that throttle)
+        self._slowed: dict[str, tuple[float, float]] = {}
         self.calls = 0
         self.calls_by_operation: dict[str, int] = {}  # e.g. "FilterLogEvents" → requests sent
 
+    def _cap(self, operation: str) -> float:
+        return self.rate * QUOTAS.get(operation, _BASE_QUOTA) / _BASE_QUOTA
+
+    def _share_at(self, operation: str, now: float) -> float:
+        slowed = self._slowed.get(operation)
+        if slowed is None:
+            return 1.0
+        share = slowed[0] + (now - slowed[1]) / self.RECOVERY_S
+        if share >= 1.0:
+            del self._slowed[operation]
+            return 1.0
+        return share
+
     def rate_of(self, operation: str) -> float:
-        cap = self.rate * QUOTAS.get(operation, _BASE_QUOTA) / _BASE_QUOTA
-        return cap * self._share.get(operation, 1.0)
+        with self._lock:
+            return self._cap(operation) * self._share_at(operation, self._clock())
 
     def throttled(self, operation: str) -> None:
         with self._lock:
-            share = max(self.MIN_SHARE, self._share.get(operation, 1.0) / 2)
-            self._share[operation] = share
-            # the next slot is one (now longer) interval after the throttled call
             now = self._clock()
-            cap = self.rate * QUOTAS.get(operation, _BASE_QUOTA) / _BASE_QUOTA
-            self._next[operation] = max(self._next.get(operation, 0.0), now + 1.0 / (cap * share))
-
-    def succeeded(self, operation: str) -> None:
-        with self._lock:
-            share = self._share.get(operation)
-            if share is not None:
-                share += self.RECOVERY
-                if share >= 1.0:
-                    del self._share[operation]
-                else:
-                    self._share[operation] = share
+            share = max(self.MIN_SHARE, self._share_at(operation, now) / 2)
+            self._slowed[operation] = (share, now)
+            # the next slot is one (now longer) interval after the throttled call
+            self._next[operation] = max(
+                self._next.get(operation, 0.0), now + 1.0 / (self._cap(operation) * share)
+            )
 
     def share(self, operation: str) -> float:
         """The fraction of the cap `operation` runs at now (1.0 unless throttled lately)."""
-        return self._share.get(operation, 1.0)
+        with self._lock:
+            return self._share_at(operation, self._clock())
 
     def free_at(self, operation: str) -> float:
         """The clock time from which a call of `operation` goes out without waiting."""
@@ -305,7 +312,7 @@ class CallPacer:
         with self._lock:
             now = self._clock()
             slot = max(now, self._next.get(operation, 0.0))
-            self._next[operation] = slot + 1.0 / self.rate_of(operation)
+            self._next[operation] = slot + 1.0 / (self._cap(operation) * self._share_at(operation, slot))
         delay = slot - now
         if self._stop.is_set() or (delay > 0 and self._stop.wait(delay)):
             raise Cancelled()

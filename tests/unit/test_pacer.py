@@ -31,3 +31,23 @@ def test_each_operation_has_its_own_cap_as_a_share_of_its_quota() -> None:
     with pytest.raises(Cancelled):
         pacer.acquire("FilterLogEvents")
     assert pacer.calls == 3
+
+
+def test_throttles_slow_an_operation_and_time_alone_restores_its_cap() -> None:
+    now = [100.0]
+    pacer = CallPacer(2.0, threading.Event(), clock=lambda: now[0])
+    pacer.throttled("FilterLogEvents")
+    assert pacer.rate_of("FilterLogEvents") == 1.0  # halved
+    assert pacer.free_at("FilterLogEvents") == 101.0  # the next call one (longer) interval later
+    assert pacer.rate_of("DescribeLogStreams") == 2.0  # another quota: untouched
+    for _ in range(8):  # a burst: floored at a fifth of the cap, never silenced
+        pacer.throttled("FilterLogEvents")
+    assert pacer.rate_of("FilterLogEvents") == pytest.approx(2.0 * CallPacer.MIN_SHARE)
+    # No call gets through meanwhile (nothing sent): the cap comes back with time alone, all of it
+    # RECOVERY_S after the last throttle, so a storm's end is followed by full-rate reads within seconds.
+    now[0] += CallPacer.RECOVERY_S / 2
+    assert 2.0 * CallPacer.MIN_SHARE < pacer.rate_of("FilterLogEvents") < 2.0
+    now[0] += CallPacer.RECOVERY_S / 2
+    assert pacer.rate_of("FilterLogEvents") == 2.0
+    pacer.before_send("before-send.cloudwatch-logs.FilterLogEvents")
+    assert pacer.free_at("FilterLogEvents") == pytest.approx(now[0] + 0.5)

@@ -206,7 +206,6 @@ class Poller(Delivery[QueuedEvent, Unit]):
         if u.failures:
             _log(f"{u.log_group}: CloudWatch Logs calls work again after {u.failures} failures", "recovered")
         u.failures = 0
-        self._pacer.succeeded(_operation(step))
         return page
 
     def _step(self, u: Unit) -> None:
@@ -419,8 +418,8 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 u.list_due = now
             _log(
                 f"{u.log_group}: {operation} throttled (the account's quota is shared with another "
-                f"reader); slowed to {self._pacer.rate_of(operation):.2f} calls/s, recovering as calls "
-                "get through",
+                f"reader); slowed to {self._pacer.rate_of(operation):.2f} calls/s, back to the cap within "
+                f"{aws.CallPacer.RECOVERY_S:.0f}s of the last throttle",
                 f"throttle:{operation}",
             )
             return

@@ -48,6 +48,7 @@ class Options:
     log_groups: int = 1  # clusters one Falco reads in poll mode (the capacity check)
     polling_interval: float = 5.0
     max_api_calls_per_second: float = 2.0
+    lookback: int = 600  # poll mode: how late (s) an event may become visible and still be delivered
 
 
 @dataclass

@@ -139,6 +139,7 @@ def check_recent_events(ctx: CheckContext, group_exists: bool, clock: Callable[[
     }
     logs = ctx.client("logs")
     found, newest, pages = 0, 0, 0
+    delays: list[int] = []  # ingestionTime - timestamp (ms) of the audit events read
     try:
         while pages < o.max_pages:
             page = logs.filter_log_events(**kwargs)
@@ -148,6 +149,8 @@ def check_recent_events(ctx: CheckContext, group_exists: bool, clock: Callable[[
                 if ev.get("logStreamName", "").startswith(AUDIT_STREAM_PREFIX):
                     found += 1
                     newest = max(newest, int(ev.get("timestamp", 0)))
+                    if isinstance(ev.get("ingestionTime"), int):
+                        delays.append(int(ev["ingestionTime"]) - int(ev.get("timestamp", 0)))
             token = page.get("nextToken")
             if found or not token:
                 break
@@ -178,6 +181,8 @@ def check_recent_events(ctx: CheckContext, group_exists: bool, clock: Callable[[
     if found:
         age = max(0, now_ms - newest) // 1000
         ctx.add(recent, PASS, f"newest {age}s ago" + (" (first page with events)" if pages > 1 else ""))
+        if delays:
+            check_ingestion_delay(ctx, delays)
     else:
         ctx.add(
             recent,
@@ -186,3 +191,35 @@ def check_recent_events(ctx: CheckContext, group_exists: bool, clock: Callable[[
             "audit events reach CloudWatch a few minutes after the API call; if audit logging is off, "
             "enable it:\n" + enable_audit_command(o.cluster, ctx.region),
         )
+
+
+def check_ingestion_delay(ctx: CheckContext, delays_ms: list[int]) -> None:
+    """How late CloudWatch ingested the events just read, against `lookback`: poll mode delivers an event
+    that becomes visible up to lookback after its timestamp (its trailing sweep re-reads each 10 s of
+    timestamps lookback + 5 s later), and counts and logs a later one as `events_too_late`. Ingestion is
+    one part of the delay; how long CloudWatch then takes to make an event searchable is not visible here
+    (the plugin's `disorder_max_seconds` metric shows what it met)."""
+    lookback = ctx.options.lookback
+    delays = sorted(max(0, d) for d in delays_ms)
+    worst = delays[-1] / 1000
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] / 1000
+    name = "ingestion delay (poll mode lookback)"
+    detail = f"p99 {p99:.1f}s, max {worst:.1f}s over {len(delays)} events; lookback {lookback}s"
+    raise_to = max(2 * lookback, int(4 * worst))
+    if worst > lookback:
+        ctx.add(
+            name,
+            FAIL,
+            detail + ": events ingested later than lookback are not delivered in poll mode",
+            f"set init_config lookback to {raise_to} (costs checkpoint size, not reads), or use stream mode "
+            "(kinesis://STREAM reads in ingestion order)",
+        )
+    elif worst > lookback / 2:
+        ctx.add(
+            name,
+            WARN,
+            detail + ": less than half of lookback is left for CloudWatch's search delay",
+            f"set init_config lookback to {raise_to}",
+        )
+    else:
+        ctx.add(name, PASS, detail)

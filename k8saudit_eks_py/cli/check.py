@@ -8,7 +8,13 @@ from typing import Any
 
 from k8saudit_eks_py.aws_setup.check_context import FAIL, PASS, SKIP, WARN, CheckResult, Options
 from k8saudit_eks_py.aws_setup.cluster_check import run_checks
-from k8saudit_eks_py.cli.options import DURATION_FORMAT, add_aws_options, positive_duration, positive_float
+from k8saudit_eks_py.cli.options import (
+    DURATION_FORMAT,
+    add_aws_options,
+    positive_duration,
+    positive_float,
+    positive_int,
+)
 from k8saudit_eks_py.eks_names import cluster_name_problem
 
 __all__ = ["ASCII_MARKS", "add_parser", "format_results"]
@@ -49,6 +55,13 @@ def add_parser(sub: Any) -> None:
         default=2.0,
         metavar="N",
         help="poll mode: init_config max_api_calls_per_second (default %(default)s)",
+    )
+    p.add_argument(
+        "--lookback",
+        type=positive_int,
+        default=600,
+        metavar="SECONDS",
+        help="poll mode: init_config lookback, judged against ingestion delays (default %(default)s)",
     )
     p.add_argument(
         "--window",
@@ -114,6 +127,7 @@ def main(args: argparse.Namespace) -> int:
         log_groups=len({args.cluster, *(c.strip() for c in args.clusters.split(",") if c.strip())}),
         polling_interval=args.polling_interval,
         max_api_calls_per_second=args.max_api_calls_per_second,
+        lookback=args.lookback,
     )
     return _print(run_checks(options))
 

@@ -44,9 +44,12 @@ def test_all_checks_pass_on_a_healthy_cluster(server: MotoServer) -> None:
         "✓ IAM logs:DescribeLogStreams: allowed",
         "✓ IAM logs:FilterLogEvents: allowed",
         out.splitlines()[7],
+        out.splitlines()[8],
         "all checks passed",
     ]
     assert out.splitlines()[7].startswith("✓ recent audit events (last 60 min): newest ")
+    assert out.splitlines()[8].startswith("✓ ingestion delay (poll mode lookback): p99 ")
+    assert out.splitlines()[8].endswith(" over 1 events; lookback 600s")
 
 
 def test_audit_logging_off_and_no_audit_events(server: MotoServer) -> None:
@@ -63,8 +66,24 @@ def test_old_events_only_are_not_recent(server: MotoServer) -> None:
     rc, out = check(server, "stale")
     assert rc == 1
     assert "✗ recent audit events (last 60 min)" in out
-    rc, out = check(server, "stale", "--window", "3h")
+    rc, out = check(server, "stale", "--window", "3h", "--lookback", "28800")
     assert rc == 0, out
+
+
+def test_ingestion_delay_is_judged_against_lookback(server: MotoServer) -> None:
+    # moto ingests at the put: an event put now with a timestamp 700 s old was ingested 700 s late.
+    make_cluster(server, "late", age_s=700)
+    rc, out = check(server, "late")
+    assert rc == 1, out
+    (row,) = [line for line in out.splitlines() if "ingestion delay" in line]
+    assert row.startswith("✗ ingestion delay (poll mode lookback): p99 700.") and "max 700." in row, row
+    assert row.endswith("lookback 600s: events ingested later than lookback are not delivered in poll mode")
+    assert "    fix: set init_config lookback to 280" in out  # 4 x the delay seen
+    rc, out = check(server, "late", "--lookback", "1000")
+    assert rc == 0, out  # a warning: less than half of lookback is left
+    assert "lookback 1000s: less than half of lookback is left" in out
+    rc, out = check(server, "late", "--lookback", "1500")
+    assert rc == 0 and "✓ ingestion delay (poll mode lookback)" in out, out
 
 
 def test_missing_log_group(server: MotoServer) -> None:

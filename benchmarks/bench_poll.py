@@ -212,8 +212,10 @@ def steady(
         lags: list[float] = []
         began = time.monotonic()
         try:
+            # Under disorder, read on until the sweep has passed the last events written: its reads are
+            # part of the cost, and what it finds is part of what is delivered.
             while time.monotonic() - began < seconds + wait_after and (
-                thread.is_alive() or len(got) < written[0]
+                thread.is_alive() or len(got) < written[0] or disorder is not None
             ):
                 batch, _ = source.next_batch(512, 0.5)
                 now = time.time() * 1000

@@ -73,6 +73,8 @@ _U32 = (1 << 32) - 1
 _GUESSES = 64  # ingestion-histogram guesses per second of ingestionTime
 _TRIES = 20_000  # guesses tested per bucket before delivering all unsure
 _SUBSET_BATCHES = 4  # whole batches of one ingestion second combined in one guess
+RECENT_BUCKETS = 3  # the newest buckets of a log group (30 s) ...
+RECENT_POWERS = 16  # ... keep at least this many power sums (128 bytes more each)
 
 
 @dataclass(slots=True)
@@ -262,6 +264,9 @@ class Ledger:
         as the disorder seen there calls for) and when head reads last finished over it (the
         checkpoint's part of this record)."""
         out: dict[str, dict[str, str]] = {}
+        # The newest buckets hold what was not visible yet when the head reads passed (disorder within
+        # the settle time a holder had not seen yet): room for some of them whatever it saw.
+        recent = max((b for per in self._buckets.values() for b in per), default=0) - RECENT_BUCKETS + 1
         for stream, per in self._buckets.items():
             # Events not yet visible at the checkpoint are what the next holder must tell apart: as
             # many per bucket as the stream's buckets showed late (found behind) lately, and room more.
@@ -272,6 +277,8 @@ class Ledger:
                 total = bucket.prior.plus(bucket.delivered)
                 if total.n > 0:
                     capacity = min(MAX_POWERS, 4 + int(2 * max(late, share * total.n)))
+                    if b >= recent:  # late events scale with the stream's rate: a quarter of them
+                        capacity = max(capacity, min(RECENT_POWERS, total.n // 4))
                     histogram = dict(bucket.prior_ingested)
                     for second, events in bucket.ingested.items():
                         histogram[second] = histogram.get(second, 0) + events

@@ -325,12 +325,16 @@ class Poller(Delivery[QueuedEvent, Unit]):
             for ev in step.held
         ]
         with self._cond:
+            before = u.positions.unsure_delivered
             deliver = u.positions.release(step.read, held)
-        if deliver:
+            repeated = u.positions.unsure_delivered - before
+        if repeated:
             _log(
-                f"{u.log_group}: {len(deliver)} events behind a restart's positions delivered again by the "
-                "sweep: CloudWatch made some of them visible late (no loss; the others repeat)",
-                "unsure",
+                f"{u.log_group}: {repeated} events behind a restart's positions delivered again by the "
+                f"sweep ({len(deliver) - repeated} of the {len(deliver)} it delivered there were made "
+                "visible late by CloudWatch; its checkpoint record could not tell which: no loss, "
+                f"{repeated} repeats)",
+                f"unsure:{u.key}",
             )
         for ev in step.held:
             if ev["eventId"] in deliver:

@@ -130,7 +130,7 @@ class HistorySource(Delivery[HistoryItem, None]):
         elapsed = max(now - self._started, 1e-3)
         text = f"{events} events read ({events / elapsed:,.0f}/s), {self._position_text()}"
         if done is not None:
-            text = f"{done * 100:.1f}% of the range, " + text
+            text = f"{done * 100:.1f}% done, " + text
             if 0 < done < 1:
                 text += f", ETA {_duration(elapsed * (1 - done) / done)}"
         log.info(("finished reading: " if final else "reading the past: ") + text)

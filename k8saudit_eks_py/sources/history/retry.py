@@ -46,8 +46,11 @@ class Retrier:
         self._renew = renew_client
         self._rng = random.Random()
 
-    def call(self, operation: str, what: str, fn: Callable[[], T]) -> T:
-        """fn() until it answers; aws.Cancelled when the source closes meanwhile."""
+    def call(
+        self, operation: str, what: str, fn: Callable[[], T], give_up: tuple[aws.ErrorClass, ...] = ()
+    ) -> T:
+        """fn() until it answers; aws.Cancelled when the source closes meanwhile. An error of a class in
+        `give_up` is raised to the caller (e.g. one object gone or denied: the rest goes on)."""
         attempt = 0
         while True:
             if self._stop.is_set():
@@ -63,6 +66,9 @@ class Retrier:
                 if not aws.is_aws_error(exc):
                     raise
                 kind = aws.classify(exc)
+                if kind in give_up:
+                    self._counters[metrics.ERRORS] += 1
+                    raise
                 self._counters[metrics.RETRIES] += 1
                 if kind == "throttle":
                     self._counters[metrics.THROTTLES] += 1

@@ -116,7 +116,9 @@ def export_lines(chunks: Iterator[bytes]) -> Iterator[ExportLine]:
             if overlong:  # the end of a line that was too long: it was reported already
                 overlong = False
                 continue
-            if line.strip():
+            if len(line) > MAX_LINE:
+                yield ExportLine(None, f"a line longer than {MAX_LINE} bytes")
+            elif line.strip():
                 yield _export_line(line)
         if len(rest) > MAX_LINE:
             yield ExportLine(None, f"a line longer than {MAX_LINE} bytes")

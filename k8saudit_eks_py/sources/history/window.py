@@ -12,11 +12,11 @@ from k8saudit_eks_py.sources.truncation import parse_rfc3339_ns
 
 __all__ = ["Window", "parse_query", "parse_time", "split_params"]
 
-_RELATIVE = re.compile(r"-(\d+(?:\.\d+)?)([smhdw])")
+_RELATIVE = re.compile(r"-?(\d+(?:\.\d+)?)([smhdw])")  # -7d, or 7d: seven days ago
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")
 _KEYS = ("from", "to", "cluster")
-TIME_FORMS = "an ISO-8601 time (2026-11-01T00:00:00Z, 2026-11-01), a time ago (-7d, -12h, -30m) or now"
+TIME_FORMS = "an ISO-8601 time (2026-11-01T00:00:00Z, 2026-11-01), a time ago (-7d, -12h, -30m, or 7d) or now"
 
 
 @dataclass(frozen=True, slots=True)

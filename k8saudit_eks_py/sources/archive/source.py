@@ -38,7 +38,7 @@ __all__ = ["ArchiveSource", "open_archive"]
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _CLUSTER = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
 _OWN_COUNTERS = (metrics.CALLS_S3, metrics.ARCHIVE_OBJECTS, metrics.ARCHIVE_OBJECTS_BAD)
-_DEDUP_WINDOW = 100_000  # eventIds remembered against a subscription's repeated deliveries
+_DEDUP_WINDOW = 50_000  # events remembered (a 64-bit hash of log group and eventId) against repeats
 _OBJECT_ATTEMPTS = 5  # reads of one object cut by the network before it is counted bad
 
 
@@ -98,7 +98,7 @@ class ArchiveSource(HistorySource):
         if state is None:
             state = {"from": window.from_ms, "to": window.to_ms} if window else {}
         self._states[self._unit] = state
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._seen: OrderedDict[int, None] = OrderedDict()
         self._newest_ms = 0
         self._where = "listing"
 
@@ -282,7 +282,7 @@ class ArchiveSource(HistorySource):
                     continue
                 if not self._wanted(ev.timestamp_ms):
                     continue
-                seen = (doc.log_group, ev.event_id)
+                seen = hash((doc.log_group, ev.event_id))  # (an int: a few MB at the window's size)
                 if seen in self._seen:
                     self._counters[metrics.DUPLICATES_SUPPRESSED] += 1
                     continue

@@ -52,6 +52,20 @@ def test_export_lines_across_any_chunking(chunk: int) -> None:
     assert len(lines) == 4
 
 
+def test_export_timestamps_fast_and_slow_forms_agree() -> None:
+    lines = list(
+        export_lines(
+            iter(
+                [
+                    b"2026-11-01T00:00:59.999Z a\n2026-11-01T00:00:59.999+00:00 b\n"
+                    b"2026-13-01T00:00:00.000Z c\n2026-11-01T00:00:59.5Z d\n"
+                ]
+            )
+        )
+    )
+    assert [line.ts_ms for line in lines] == [1_793_491_259_999, 1_793_491_259_999, None, 1_793_491_259_500]
+
+
 def test_an_overlong_export_line_is_reported_once_and_reading_goes_on() -> None:
     data = b"2026-11-01T00:00:00Z " + b"x" * (MAX_LINE + 10) + b"\n2026-11-01T00:00:00Z ok\n"
     lines = list(export_lines(_split(data, 1 << 20)))

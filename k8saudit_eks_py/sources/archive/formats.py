@@ -127,11 +127,32 @@ def export_lines(chunks: Iterator[bytes]) -> Iterator[ExportLine]:
         yield _export_line(rest)
 
 
+_seconds: dict[bytes, int] = {}  # "2026-11-01T00:00:00" → epoch seconds: lines of one second share it
+
+
+def _stamp_ms(stamp: bytes) -> int | None:
+    """An export line's timestamp → ms. Exports write `2026-11-01T00:00:00.123Z`: its second is parsed
+    once per second of events (half the cost of a line otherwise); any other form goes the long way."""
+    if len(stamp) == 24 and stamp[19:20] == b"." and stamp[23:24] == b"Z" and stamp[20:23].isdigit():
+        second = _seconds.get(stamp[:19])
+        if second is None:
+            ns = parse_rfc3339_ns(stamp[:19].decode("ascii", "replace") + "Z")
+            if ns is None:
+                return None
+            if len(_seconds) > 4096:
+                _seconds.clear()
+            second = _seconds[stamp[:19]] = ns // 1_000_000_000
+        return second * 1000 + int(stamp[20:23])
+    ns = parse_rfc3339_ns(stamp.decode("ascii", "replace"))
+    return None if ns is None else ns // 1_000_000
+
+
 def _export_line(line: bytes) -> ExportLine:
     stamp, _, message = line.rstrip(b"\r").partition(b" ")
-    ns = parse_rfc3339_ns(stamp.decode("ascii", "replace"))
-    text = message.decode("utf-8", "replace")
-    return ExportLine(None if ns is None else ns // 1_000_000, text if ns is not None else line[:80].decode())
+    ms = _stamp_ms(stamp)
+    if ms is None:
+        return ExportLine(None, line[:80].decode("utf-8", "replace"))
+    return ExportLine(ms, message.decode("utf-8", "replace"))
 
 
 def firehose_documents(chunks: Iterator[bytes]) -> Iterator[Data | Control | Bad]:

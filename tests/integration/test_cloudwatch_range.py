@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.sources.cloudwatch_range import open_range
 from k8saudit_eks_py.sources.history.retry import Tuning
 from k8saudit_eks_py.sources.history.window import iso
+from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.host import Host, HostResult
 from tests.support.moto_server import (
     MotoServer,
@@ -76,6 +78,32 @@ class Seeded:
 def seeded(moto: MotoServer) -> Seeded:
     moto.reset()
     return Seeded(moto)
+
+
+def test_throttles_errors_resets_empty_and_cut_pages_lose_and_repeat_nothing_at_the_cap(
+    moto: MotoServer, seeded: Seeded
+) -> None:
+    faults = Faults(
+        throttle=0.15,
+        server_error=0.1,
+        reset=0.1,
+        empty_page=0.15,
+        cut_200=0.1,
+        seed=23,
+    )
+    with FaultProxy(moto.url, faults) as proxy:
+        config = parse_config(_config(moto, endpoint_url=proxy.url, max_api_calls_per_second=8.0))
+        source = open_range(seeded.params(), config, tuning=replace(FAST, page_limit=150, log_every_s=30))
+        try:
+            ids = audit_ids(_read_to_eof(source, timeout=120))
+            metrics = source.metrics()
+        finally:
+            source.close()
+    assert Counter(ids) == Counter(seeded.expected())
+    injected = set(proxy.stats.injected)
+    assert {"ThrottlingException", "reset", "cut_200", "empty_page"} <= injected, injected
+    assert metrics["throttles"] > 0 and metrics["retries"] > 0
+    assert proxy.stats.max_per_second() <= 8 + 1  # the cap holds through the retries (one per slot)
 
 
 @pytest.fixture

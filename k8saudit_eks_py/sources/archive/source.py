@@ -112,12 +112,14 @@ class ArchiveSource(HistorySource):
             read_timeout=self.tuning.read_timeout_s,
         )
 
-    def _call(self, operation: str, fn: Any, give_up: tuple[aws.ErrorClass, ...] = ()) -> Any:
+    def _call(
+        self, operation: str, fn: Any, give_up: tuple[aws.ErrorClass, ...] = (), complete: Any = None
+    ) -> Any:
         def counted() -> Any:
             self._counters[metrics.CALLS_S3] += 1
             return fn()
 
-        return self._retry.call(operation, f"s3://{self.bucket}/{self.prefix}", counted, give_up)
+        return self._retry.call(operation, f"s3://{self.bucket}/{self.prefix}", counted, give_up, complete)
 
     def check_bucket(self) -> None:
         """One ListObjectsV2 of the prefix: an unknown bucket, a denied listing, bad credentials or an
@@ -169,7 +171,11 @@ class ArchiveSource(HistorySource):
             return
         resume_key = state.get("key") if isinstance(state.get("key"), str) else None
         pages = list_objects(
-            lambda kwargs: self._call("ListObjectsV2", lambda: self._client.list_objects_v2(**kwargs)),
+            lambda kwargs: self._call(
+                "ListObjectsV2",
+                lambda: self._client.list_objects_v2(**kwargs),
+                complete=lambda page: "KeyCount" in page,
+            ),
             self.bucket,
             self.prefix,
             resume_key,

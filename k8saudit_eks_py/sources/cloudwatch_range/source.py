@@ -145,7 +145,10 @@ class RangeSource(HistorySource):
 
             def describe(kwargs: dict[str, Any], group: _Group = group) -> dict[str, Any]:
                 return self._retry.call(
-                    "DescribeLogStreams", group.log_group, lambda: self._client.describe_log_streams(**kwargs)
+                    "DescribeLogStreams",
+                    group.log_group,
+                    lambda: self._client.describe_log_streams(**kwargs),
+                    complete=lambda page: "logStreams" in page,
                 )
 
             spans = overlapping(
@@ -157,7 +160,8 @@ class RangeSource(HistorySource):
             for span in group.streams:
                 if not self._read_stream(group, span):
                     return
-            log.info(f"{group.log_group}: {len(group.streams)} streams of {group.window.describe()} read")
+            count, window = len(group.streams), group.window.describe()
+            log.info(f"{group.log_group}: {count} stream{'s' if count != 1 else ''} of {window} read")
 
     def _read_stream(self, group: _Group, span: StreamSpan) -> bool:
         """Every event of the stream in the window, from the checkpoint on; False when closing."""
@@ -182,7 +186,10 @@ class RangeSource(HistorySource):
         counted = 0  # ms of the span counted as done so far
         while True:
             page = self._retry.call(
-                "FilterLogEvents", group.log_group, lambda: self._client.filter_log_events(**kwargs)
+                "FilterLogEvents",
+                group.log_group,
+                lambda: self._client.filter_log_events(**kwargs),
+                complete=lambda page: "events" in page,
             )
             for ev in page.get("events", []):
                 ts, event_id = ev.get("timestamp"), ev.get("eventId")

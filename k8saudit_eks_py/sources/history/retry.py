@@ -30,6 +30,10 @@ class Tuning:
     read_chunk: int = 1 << 16  # bytes read from an S3 object at a time
 
 
+class _Incomplete(Exception):
+    """A 200 answer without its list: not the end of the data."""
+
+
 class Retrier:
     def __init__(
         self,
@@ -47,23 +51,32 @@ class Retrier:
         self._rng = random.Random()
 
     def call(
-        self, operation: str, what: str, fn: Callable[[], T], give_up: tuple[aws.ErrorClass, ...] = ()
+        self,
+        operation: str,
+        what: str,
+        fn: Callable[[], T],
+        give_up: tuple[aws.ErrorClass, ...] = (),
+        complete: Callable[[T], bool] | None = None,
     ) -> T:
         """fn() until it answers; aws.Cancelled when the source closes meanwhile. An error of a class in
-        `give_up` is raised to the caller (e.g. one object gone or denied: the rest goes on)."""
+        `give_up` is raised to the caller (e.g. one object gone or denied: the rest goes on). An answer
+        that `complete` rejects (a 200 cut short on the way reaches boto3 as an empty result, which would
+        look like the end of the data) is retried like a server error."""
         attempt = 0
         while True:
             if self._stop.is_set():
                 raise aws.Cancelled()
             try:
                 result = fn()
+                if complete is not None and not complete(result):
+                    raise _Incomplete(f"{operation} answer without its list (cut short?)")
                 if self._pacer is not None:
                     self._pacer.succeeded(operation)
                 return result
             except aws.Cancelled:
                 raise
             except Exception as exc:
-                if not aws.is_aws_error(exc):
+                if not (aws.is_aws_error(exc) or isinstance(exc, _Incomplete)):
                     raise
                 kind = aws.classify(exc)
                 if kind in give_up:

@@ -20,7 +20,7 @@ from k8saudit_eks_py.sources.history.retry import Tuning
 from k8saudit_eks_py.sources.history.window import iso
 from tests.support.archive import create_bucket, export_object, firehose_document, firehose_object
 from tests.support.host import Host, HostResult
-from tests.support.moto_server import MotoServer, audit_ids, aws_env, dummy_environ  # noqa: F401
+from tests.support.moto_server import MotoServer, audit_event, audit_ids, aws_env, dummy_environ  # noqa: F401
 
 BUCKET = "audit-archive"
 BASE = 1_793_491_200_000  # 2026-11-01T00:00:00Z
@@ -47,6 +47,15 @@ class Archive:
                 events = [(n, BASE + n * 10) for n in range(first + part * 150, first + (part + 1) * 150)]
                 put(f"{EXPORT}/{stream}/00000{part}.gz", export_object(events, pad=400))
                 self.where.update({f"a-{n}": ("blue", stream, ts) for n, ts in events})
+        # an object of a stream with lines that are not events: counted and logged, the rest delivered
+        lines = [
+            f"{iso(BASE + 13_000)} {audit_event(1300, BASE + 13_000)}",
+            f"{iso(BASE + 13_001)} {{not json",
+            "a line without a timestamp",
+            f"{iso(BASE + 13_010)} {audit_event(1301, BASE + 13_010)}",
+        ]
+        put(f"{EXPORT}/{B}/000002.gz", gzip.compress("\n".join(lines).encode()))
+        self.where.update({"a-1300": ("blue", B, BASE + 13_000), "a-1301": ("blue", B, BASE + 13_010)})
         put(f"{EXPORT}/authenticator-00/000000.gz", gzip.compress(f"{iso(BASE)} time=x msg=y\n".encode()))
         put("exports/aws/eks/blue/cluster/aws-logs-write-test", b"Permission Check Successful")
         # Firehose: hourly folders, documents of 40 events, a repeated delivery, a control message
@@ -112,8 +121,8 @@ def test_export_and_firehose_layouts_each_event_once_in_order_with_bad_objects_c
         metrics = source.metrics()
         assert metrics["archive_objects_bad"] == 2  # the cut gzip and the foreign object, each logged
         assert metrics["duplicates_suppressed"] == 3 * 40  # the repeated delivery, once per hour
-        assert metrics["malformed"] == 0
-        assert metrics["archive_objects"] == 4 + 1 + 3  # export objects, authenticator's, Firehose's
+        assert metrics["malformed"] == 2  # the line that is not JSON, the line without a timestamp
+        assert metrics["archive_objects"] == 5 + 1 + 3  # export objects, authenticator's, Firehose's
         assert metrics["api_calls_s3"] >= 1 + 4 + 1 + 3 + 2
     finally:
         source.close()

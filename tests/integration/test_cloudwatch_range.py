@@ -60,6 +60,9 @@ class Seeded:
                 put_events(logs, group, stream, [(ts, audit_event(n, ts)) for n, ts in events])
                 for n, ts in events:
                     self.where[f"a-{n}"] = (cluster, stream, ts)
+        # lines of an audit stream that are not audit events: counted and logged, never delivered
+        bad = [(self.base + 100_000, "this is not JSON"), (self.base + 100_001, '{"kind":"Status"}')]
+        put_events(logs, "/aws/eks/blue/cluster", OLD, bad)
         self.from_ms = self.base + 50_000
         self.to_ms = self.base + 600_000
 
@@ -156,6 +159,7 @@ def test_range_across_a_stream_rotation_and_two_clusters_once_in_order_then_eof(
         metrics = source.metrics()
         # pages of 37: every event of the window read once, none twice
         assert metrics["events_read"] == len(seeded.expected())
+        assert metrics["malformed"] == 2
         assert metrics["api_calls_filter_log_events"] >= len(seeded.expected()) // 37
         assert source.next_batch(10, 0.1) == ([], True)  # EOF stays EOF
     finally:

@@ -19,6 +19,7 @@ from k8saudit_eks_py.sources.archive import open_archive
 from k8saudit_eks_py.sources.history.retry import Tuning
 from k8saudit_eks_py.sources.history.window import iso
 from tests.support.archive import create_bucket, export_object, firehose_document, firehose_object
+from tests.support.cutproxy import CutProxy
 from tests.support.host import Host, HostResult
 from tests.support.moto_server import MotoServer, audit_event, audit_ids, aws_env, dummy_environ  # noqa: F401
 
@@ -141,6 +142,28 @@ def test_a_window_and_one_layout_at_a_time(moto: MotoServer, archive: Archive) -
             source.close()
         expected = archive.ids(prefix, window)
         assert expected and Counter(got) == Counter(expected), prefix
+
+
+def test_downloads_cut_by_the_network_are_read_again_from_where_they_stopped(moto: MotoServer) -> None:
+    moto.reset()
+    s3 = create_bucket(moto.url, "cut-archive")
+    for part in range(3):
+        events = [(n, BASE + n) for n in range(part * 3000, (part + 1) * 3000)]
+        s3.put_object(
+            Bucket="cut-archive", Key=f"x/t/{A}/00000{part}.gz", Body=export_object(events, pad=300)
+        )
+    port = int(moto.url.rsplit(":", 1)[1])
+    with CutProxy(port, cut_after=12_000, cuts=4) as proxy:
+        config = parse_config(_config(moto, s3_endpoint_url=proxy.url))
+        source = open_archive("cut-archive/x/", config, tuning=FAST)
+        try:
+            ids = audit_ids(_read_to_eof(source))
+            metrics = source.metrics()
+        finally:
+            source.close()
+    assert proxy.cut >= 2  # (a cut in a listing is retried the same way)
+    assert Counter(ids) == Counter(f"a-{n}" for n in range(9000))  # nothing lost, nothing twice
+    assert metrics["archive_objects_bad"] == 0 and metrics["retries"] >= 2
 
 
 @pytest.fixture

@@ -99,6 +99,7 @@ class ArchiveSource(HistorySource):
             state = {"from": window.from_ms, "to": window.to_ms} if window else {}
         self._states[self._unit] = state
         self._seen: OrderedDict[int, None] = OrderedDict()
+        self._progress_in_object = 0  # log events of the object being read that were handed on
         self._newest_ms = 0
         self._where = "listing"
 
@@ -253,7 +254,7 @@ class ArchiveSource(HistorySource):
                 index += 1
                 if index <= skip:
                     continue
-                self._progress_in_object = index - 1
+                self._progress_in_object = index  # (a cut read raises between events, never inside one)
                 if line.ts_ms is None:
                     self._counters[metrics.MALFORMED] += 1
                     log.warning(
@@ -281,7 +282,7 @@ class ArchiveSource(HistorySource):
                 index += 1
                 if index <= skip or not wanted_stream:
                     continue
-                self._progress_in_object = index - 1
+                self._progress_in_object = index  # (a cut read raises between events, never inside one)
                 if ev.event_id is None or ev.message is None:
                     self._counters[metrics.MALFORMED] += 1
                     log.warning(f"{obj.key}: log event without id or message skipped", key="noid")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from k8saudit_eks_py.errors import OpenError
-from k8saudit_eks_py.sources.history.window import parse_query, parse_time, split_params
+from k8saudit_eks_py.sources.history.window import Window, notes, parse_query, parse_time, split_params
 
 NOW = 1_790_000_000_000  # 2026-09-21T...
 
@@ -59,3 +59,10 @@ def test_mistakes_say_what_to_write(params: str, message: str) -> None:
         _, query = split_params(params)
         parse_query(query, NOW, need_from=True)
     assert message in str(info.value)
+
+
+def test_notes_for_a_window_ending_now_and_for_coordination() -> None:
+    assert notes(Window(NOW - 86_400_000, NOW - 600_000, "x"), NOW, "") == []
+    recent = notes(Window(NOW - 86_400_000, NOW - 60_000, "x"), NOW, "")
+    assert len(recent) == 1 and "ends less than 5 minutes ago" in recent[0]
+    assert ["coordination_table is not used" in n for n in notes(None, NOW, "table")] == [True]

@@ -30,7 +30,7 @@ from k8saudit_eks_py.sources.archive.listing import (
 )
 from k8saudit_eks_py.sources.history.feed import HistoryItem, HistorySource
 from k8saudit_eks_py.sources.history.retry import Retrier, Tuning
-from k8saudit_eks_py.sources.history.window import Window, parse_query, split_params
+from k8saudit_eks_py.sources.history.window import Window, notes, parse_query, split_params
 from k8saudit_eks_py.sources.subscription import Bad, Control, cluster_of
 
 __all__ = ["ArchiveSource", "open_archive"]
@@ -58,6 +58,8 @@ def open_archive(
     now = int(time.time() * 1000) if now_ms is None else now_ms
     window = parse_query(query, now, need_from=False)
     region = aws.resolve_region(config)
+    for note in notes(None, now, config.coordination_table):  # (an archive holds what was delivered)
+        log.warning(f"open: {note}")
     store: CheckpointStore = FileStore(config.checkpoint_file) if config.checkpoint_file else MemoryStore()
     source = ArchiveSource(config, region, store, bucket, prefix, window, cluster, tuning or Tuning())
     try:

@@ -21,7 +21,7 @@ from k8saudit_eks_py.sources.cloudwatch.units import group_request
 from k8saudit_eks_py.sources.cloudwatch_range.streams import StreamSpan, overlapping
 from k8saudit_eks_py.sources.history.feed import HistoryItem, HistorySource
 from k8saudit_eks_py.sources.history.retry import Retrier, Tuning
-from k8saudit_eks_py.sources.history.window import Window, parse_query, split_params
+from k8saudit_eks_py.sources.history.window import Window, notes, parse_query, split_params
 
 __all__ = ["RangeSource", "open_range"]
 
@@ -46,6 +46,8 @@ def open_range(
     window = parse_query(query, now, need_from=True)
     assert window is not None
     region = aws.resolve_region(config)
+    for note in notes(window, now, config.coordination_table):
+        log.warning(f"open: {note}")
     store: CheckpointStore = FileStore(config.checkpoint_file) if config.checkpoint_file else MemoryStore()
     groups = [(c, config.log_group or f"/aws/eks/{c}/cluster") for c in clusters]
     source = RangeSource(config, region, store, window, groups, tuning or Tuning())

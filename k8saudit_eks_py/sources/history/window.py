@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources.truncation import parse_rfc3339_ns
 
-__all__ = ["Window", "parse_query", "parse_time", "split_params"]
+__all__ = ["Window", "notes", "parse_query", "parse_time", "split_params"]
 
 _RELATIVE = re.compile(r"-?(\d+(?:\.\d+)?)([smhdw])")  # -7d, or 7d: seven days ago
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")
 _KEYS = ("from", "to", "cluster")
+RECENT_MS = 300_000  # CloudWatch can make an event searchable minutes after its timestamp
 TIME_FORMS = "an ISO-8601 time (2026-11-01T00:00:00Z, 2026-11-01), a time ago (-7d, -12h, -30m, or 7d) or now"
 
 
@@ -96,3 +97,19 @@ def parse_query(values: dict[str, str], now_ms: int, *, need_from: bool) -> Wind
         )
     text = f"from={values.get('from', '')}&to={values.get('to', 'now')}"
     return Window(from_ms, to_ms, text)
+
+
+def notes(window: Window | None, now_ms: int, coordination_table: str) -> list[str]:
+    """What a user reading the past should know about this configuration (logged at open)."""
+    out: list[str] = []
+    if window is not None and window.to_ms > now_ms - RECENT_MS:
+        out.append(
+            f"the window ends less than {RECENT_MS // 60_000} minutes ago: CloudWatch may still make events of "
+            "its last minutes visible after they are read (end it earlier, or let poll mode follow on)"
+        )
+    if coordination_table:
+        out.append(
+            "coordination_table is not used when reading the past: this process reads the whole window, "
+            "its position goes to checkpoint_file"
+        )
+    return out

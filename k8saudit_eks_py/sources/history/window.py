@@ -104,8 +104,8 @@ def notes(window: Window | None, now_ms: int, coordination_table: str) -> list[s
     out: list[str] = []
     if window is not None and window.to_ms > now_ms - RECENT_MS:
         out.append(
-            f"the window ends less than {RECENT_MS // 60_000} minutes ago: CloudWatch may still make events of "
-            "its last minutes visible after they are read (end it earlier, or let poll mode follow on)"
+            f"the window ends less than {RECENT_MS // 60_000} minutes ago: CloudWatch may still make events "
+            "of its last minutes visible after they are read (end it earlier, or let poll mode follow on)"
         )
     if coordination_table:
         out.append(

@@ -108,8 +108,11 @@ def test_detect_tells_the_layouts_apart() -> None:
     assert _layout(members) == f"firehose:{len(firehose)}"
     nested = gzip.compress(members)  # and compressed once more by Firehose
     assert _layout(nested) == f"firehose:{len(firehose)}"
-    assert _layout(b"Permission Check Successful").startswith("not gzip")
-    assert _layout(gzip.compress(b"<html>")).startswith("not an archive object")
+    decompressed = _doc(1) + b"\n" + _doc(2) + b"\n"  # Firehose decompressing the records itself
+    assert _layout(decompressed) == f"firehose:{len(decompressed)}"
+    assert _layout(b"Permission Check Successful").startswith("neither a CloudWatch export nor")
+    assert _layout(b"2026-11-01T00:00:00Z plain").startswith("neither")  # exports are always gzip
+    assert _layout(gzip.compress(b"<html>")).startswith("neither a CloudWatch export nor")
     assert _layout(gzip.compress(b"")) == "empty once decompressed"
 
 

@@ -2,9 +2,10 @@
 
 Two layouts, told apart per object by their first decompressed bytes:
   export   (CreateExportTask) gzip text, one event per line: an ISO-8601 timestamp, a space, the message;
-  firehose (a subscription delivered by Firehose) gzip, CloudWatch subscription JSON documents one after
-           the other with no separator (each record is itself gzip: an object is then several gzip
-           members, or gzip inside gzip when Firehose compresses again).
+  firehose (a subscription delivered by Firehose) CloudWatch subscription JSON documents one after the
+           other, with no separator or a newline; each record is itself gzip, so an object is several gzip
+           members (gzip inside gzip when Firehose compresses again), or plain text when Firehose
+           decompresses the records.
 Everything is read in chunks; a line or document longer than the limits is counted as bad, never held.
 """
 
@@ -79,9 +80,10 @@ def _chunks(stream: Readable, chunk: int) -> Iterator[bytes]:
 def detect(body: Readable, chunk: int) -> tuple[Layout, Iterator[bytes]] | str:
     """The layout of an object and its decompressed bytes in chunks; or why it is not an archive object."""
     head = body.read(2)
-    if head != _GZIP_MAGIC:
-        return "not gzip: neither a CloudWatch export nor a Firehose delivery"
-    stream: Readable = gzip.GzipFile(fileobj=_Prefixed(head, body), mode="rb")  # type: ignore[call-overload]
+    if head == _GZIP_MAGIC:
+        stream: Readable = gzip.GzipFile(fileobj=_Prefixed(head, body), mode="rb")  # type: ignore[call-overload]
+    else:  # Firehose with its own decompression of the records: the documents as plain text
+        stream = _Prefixed(head, body)
     chunks = _chunks(stream, chunk)
     first = next(chunks, b"")
     if first[:2] == _GZIP_MAGIC:  # records kept gzip inside a gzip object: one more layer
@@ -93,10 +95,10 @@ def detect(body: Readable, chunk: int) -> tuple[Layout, Iterator[bytes]] | str:
         return "empty once decompressed"
     if start == b"{":
         layout: Layout = "firehose"
-    elif start.isdigit():
+    elif start.isdigit() and head == _GZIP_MAGIC:
         layout = "export"
     else:
-        return f"not an archive object (starts with {first[:16]!r})"
+        return f"neither a CloudWatch export nor a Firehose delivery (starts with {first[:16]!r})"
 
     def all_chunks() -> Iterator[bytes]:
         yield first

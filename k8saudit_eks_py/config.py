@@ -70,6 +70,7 @@ _SPEC: tuple[tuple[str, str, Any, str], ...] = (
         "",
         "Stream mode: comma-separated clusters to accept from the stream. Default: all.",
     ),
+    ("s3_endpoint_url", "string", "", "S3 endpoint override for s3:// open_params (archive replay)."),
 )
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -106,6 +107,7 @@ class PluginConfig:
     replica_id: str = ""
     kinesis_endpoint_url: str = ""
     stream_clusters: str = ""
+    s3_endpoint_url: str = ""
 
 
 assert [f.name for f in fields(PluginConfig)] == [s[0] for s in _SPEC], "spec and dataclass disagree"

@@ -101,6 +101,9 @@ SHARDS_HELD = "shards_held"  # Kinesis shards being read
 MILLIS_BEHIND_LATEST = "millis_behind_latest"  # Kinesis lag: largest MillisBehindLatest over the shards
 POLL_LAG_SECONDS = "poll_lag_seconds"  # poll mode: largest time since a log group was last read up to now
 GROUPS_BEHIND = "groups_behind"  # poll mode: log groups read less often than their interval allows
+CALLS_S3 = "api_calls_s3"  # archive replay: ListObjectsV2 and GetObject calls
+ARCHIVE_OBJECTS = "archive_objects"  # archive replay: S3 objects read to their end
+ARCHIVE_OBJECTS_BAD = "archive_objects_bad"  # archive replay: objects corrupt, foreign or unreadable
 
 DESCRIPTIONS: dict[str, str] = {
     EVENTS: "audit events delivered to Falco",
@@ -139,6 +142,9 @@ DESCRIPTIONS: dict[str, str] = {
     MILLIS_BEHIND_LATEST: "largest Kinesis MillisBehindLatest over the shards read",
     POLL_LAG_SECONDS: "poll mode: largest number of seconds since a log group was last read up to now",
     GROUPS_BEHIND: "poll mode: log groups polled late (more than their interval + 2 polling_interval)",
+    CALLS_S3: "archive replay: S3 ListObjectsV2 and GetObject calls",
+    ARCHIVE_OBJECTS: "archive replay: S3 objects read to their end",
+    ARCHIVE_OBJECTS_BAD: "archive replay: S3 objects skipped or cut short (corrupt, foreign, unreadable)",
 }
 
 COUNTERS: tuple[str, ...] = (
@@ -169,6 +175,9 @@ COUNTERS: tuple[str, ...] = (
     EVENTS_FOUND_BEHIND,
     EVENTS_TOO_LATE,
     EVENTS_REDELIVERED_UNSURE,
+    CALLS_S3,
+    ARCHIVE_OBJECTS,
+    ARCHIVE_OBJECTS_BAD,
 )
 GAUGES: tuple[str, ...] = (
     LAG_SECONDS,

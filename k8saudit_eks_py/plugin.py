@@ -62,6 +62,14 @@ def open_params_json() -> str:
                 "desc": "Kinesis stream (name or ARN) fed by a CloudWatch Logs subscription (stream mode)",
             },
             {"value": "file:///path/to/audit.jsonl", "desc": "Replay audit events from a file"},
+            {
+                "value": "my-cluster?from=-7d&to=now",
+                "desc": "Re-run the rules over a time range of CloudWatch Logs, then end the capture",
+            },
+            {
+                "value": "s3://my-bucket/prefix",
+                "desc": "Replay a CloudWatch export or a Firehose archive in S3 (optional ?from=&to=)",
+            },
         ]
     ).decode()
 
@@ -115,7 +123,9 @@ class Plugin:
         if not params.strip():
             raise OpenError(
                 "open_params is empty: set it to your EKS cluster name (e.g. open_params: my-cluster), "
-                "several names separated by commas, kinesis://STREAM (stream mode) or file:///path/to/audit.jsonl"
+                "several names separated by commas, kinesis://STREAM (stream mode), "
+                "file:///path/to/audit.jsonl, my-cluster?from=-7d (a time range) or s3://BUCKET/PREFIX (an "
+                "archive)"
             )
         instance = Instance(self, open_source(params, self.config))
         self._instances.append(instance)

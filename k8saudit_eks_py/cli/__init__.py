@@ -1,5 +1,5 @@
 """The `k8saudit-eks-py` command: demo, check, tail, fields, library-path, package, setup-coordination,
-setup-stream."""
+setup-stream, setup-archive."""
 
 from __future__ import annotations
 
@@ -30,7 +30,16 @@ def _library_path(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from k8saudit_eks_py.cli import check, demo, fields, package, setup_coordination, setup_stream, tail
+    from k8saudit_eks_py.cli import (
+        check,
+        demo,
+        fields,
+        package,
+        setup_archive,
+        setup_coordination,
+        setup_stream,
+        tail,
+    )
 
     parser = argparse.ArgumentParser(
         prog="k8saudit-eks-py",
@@ -53,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_parser(sub)
     setup_coordination.add_parser(sub)
     setup_stream.add_parser(sub)
+    setup_archive.add_parser(sub)
     return parser
 
 

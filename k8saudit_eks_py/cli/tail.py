@@ -37,13 +37,15 @@ def add_parser(sub: Any) -> None:
         description="Loads libk8saudit-eks-py.so like Falco (init, open, next_batch, extract_fields) and "
         "prints one line per event. CLUSTER is an EKS cluster name (or several, comma-separated); "
         "kinesis://STREAM reads stream mode; file://PATH replays audit events from a file (JSON lines, "
-        "an EventList or `aws logs filter-log-events` output, plain or .gz). Exit status 1 when a replay "
-        "delivers no event.",
+        "an EventList or `aws logs filter-log-events` output, plain or .gz); s3://BUCKET/PREFIX replays "
+        "a CloudWatch export or a Firehose archive. --from/--to read a time range of the past (of "
+        "CLUSTER or of s3://) and stop at its end. Exit status 1 when a replay delivers no event.",
     )
     p.add_argument(
         "target",
-        metavar="CLUSTER|kinesis://STREAM|file://PATH",
-        help="cluster name(s), comma-separated, kinesis://STREAM, or file:///path/to/audit.jsonl[.gz]",
+        metavar="CLUSTER|kinesis://STREAM|file://PATH|s3://BUCKET/PREFIX",
+        help="cluster name(s), comma-separated, kinesis://STREAM, file:///path/to/audit.jsonl[.gz], or "
+        "s3://BUCKET/PREFIX (an archive)",
     )
     p.add_argument(
         "-o",
@@ -59,6 +61,14 @@ def add_parser(sub: Any) -> None:
         metavar="TIME",
         help=f"look back this far on start (sets init_config shift); TIME like {DURATION_FORMAT}",
     )
+    p.add_argument(
+        "--from",
+        dest="range_from",
+        metavar="TIME",
+        help="read the past from TIME and stop at --to (default now): an ISO-8601 time "
+        "(2026-11-01T00:00:00Z, 2026-11-01) or a time ago (7d, 12h, 30m; or --from=-7d)",
+    )
+    p.add_argument("--to", dest="range_to", metavar="TIME", help="end of the --from range (excluded)")
     p.add_argument("--config", default="{}", metavar="JSON", help="extra init_config as a JSON object")
     p.add_argument("--count", type=positive_int, metavar="N", help="stop after N events (N ≥ 1)")
     p.add_argument(
@@ -93,9 +103,29 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
             config[key] = value
     if getattr(args, "since", None) is not None:
         config["shift"] = args.since
-    if str(getattr(args, "target", "")).startswith("kinesis://") and config.get("endpoint_url"):
+    target = str(getattr(args, "target", ""))
+    if target.startswith("kinesis://") and config.get("endpoint_url"):
         config.setdefault("kinesis_endpoint_url", config["endpoint_url"])  # --endpoint-url names the stream's
+    if target.startswith("s3://") and config.get("endpoint_url"):
+        config.setdefault("s3_endpoint_url", config["endpoint_url"])  # and the bucket's
     return config
+
+
+def range_target(args: argparse.Namespace) -> str:
+    """The open_params: the target with --from/--to as its query; ValueError (one line) when they do not
+    apply to it."""
+    target = str(args.target)
+    start, end = getattr(args, "range_from", None), getattr(args, "range_to", None)
+    if start is None and end is None:
+        return target
+    if target.startswith(("kinesis://", "file://")):
+        raise ValueError("--from/--to read the past of a cluster or of an s3:// archive, not of " + target)
+    if start is None and not target.startswith("s3://"):
+        raise ValueError("--to needs --from (e.g. --from -7d --to -1d)")
+    if getattr(args, "since", None) is not None:
+        raise ValueError("--since follows new events; use --from for a range of the past, not both")
+    query = "&".join(f"{k}={v}" for k, v in (("from", start), ("to", end)) if v is not None)
+    return f"{target}{'&' if '?' in target else '?'}{query}"
 
 
 def bare_path_hint(target: str) -> str | None:
@@ -148,6 +178,7 @@ def _tail(args: argparse.Namespace) -> int:
         return 2
     try:
         config = build_config(args)
+        target = range_target(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -171,7 +202,7 @@ def _tail(args: argparse.Namespace) -> int:
         return 2
     stop = threading.Event()
     try:
-        instance = state.open(args.target)
+        instance = state.open(target)
     except HostError as exc:
         print(f"error: {exc}", file=sys.stderr)
         state.destroy()

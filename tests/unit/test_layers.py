@@ -19,15 +19,49 @@ SETUP_COMMANDS_ONLY = tuple(
 )
 
 # module or package (relative to k8saudit_eks_py) -> packages or modules (dotted) it must never import
-_SOURCE_KINDS = ("sources.cloudwatch", "sources.kinesis", "sources.replay")
+_SOURCE_KINDS = (
+    "sources.cloudwatch",
+    "sources.kinesis",
+    "sources.replay",
+    "sources.cloudwatch_range",
+    "sources.archive",
+    "sources.history",
+)
 FORBIDDEN = {
     "audit.py": ("fields", "sources", "cli", "demo", "plugin"),
     "rawjson.py": ("fields", "audit", "cli", "demo"),
     "fields": ("sources", "cli", "demo", "plugin"),
     "sources": ("cli", "demo", "plugin", *SETUP_COMMANDS_ONLY),
     # each source reads its own way; what they share sits beside them and knows none of them
-    "sources/cloudwatch": ("sources.kinesis", "sources.replay"),
-    "sources/kinesis": ("sources.cloudwatch", "sources.replay"),
+    "sources/cloudwatch": (
+        "sources.kinesis",
+        "sources.replay",
+        "sources.cloudwatch_range",
+        "sources.archive",
+    ),
+    "sources/kinesis": (
+        "sources.cloudwatch",
+        "sources.replay",
+        "sources.cloudwatch_range",
+        "sources.archive",
+    ),
+    # the sources of the past share history/; a range reads CloudWatch as poll mode names it (cluster
+    # names, log group requests), an archive reads subscription documents as stream mode decodes them
+    "sources/history": (
+        "sources.cloudwatch",
+        "sources.kinesis",
+        "sources.replay",
+        "sources.archive",
+        "sources.cloudwatch_range",
+    ),
+    "sources/cloudwatch_range": ("sources.kinesis", "sources.replay", "sources.archive"),
+    "sources/archive": (
+        "sources.cloudwatch",
+        "sources.kinesis",
+        "sources.replay",
+        "sources.cloudwatch_range",
+    ),
+    "sources/subscription.py": _SOURCE_KINDS,
     "sources/delivery.py": _SOURCE_KINDS,
     "sources/truncation.py": (*_SOURCE_KINDS, "sources.delivery"),
     "sources/types.py": (*_SOURCE_KINDS, "sources.delivery", "sources.truncation"),

@@ -11,6 +11,6 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "operating.md"
 
 
 def test_metric_table_matches_metrics_py() -> None:
-    rows = re.findall(r"^\| `([a-z_]+)` \| (counter|gauge) \|", DOC.read_text(), flags=re.M)
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \| (counter|gauge) \|", DOC.read_text(), flags=re.M)
     kinds = {"counter": metrics.COUNTER, "gauge": metrics.GAUGE}
     assert [(name, kinds[kind]) for name, kind in rows] == list(metrics.METRICS)

@@ -11,7 +11,7 @@ from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources.kinesis.shard_reader import after_key
 from k8saudit_eks_py.sources.kinesis.shards import Position, ShardInfo, eligible, iterator_args, start_since
 from k8saudit_eks_py.sources.kinesis.stream_errors import parse_stream
-from k8saudit_eks_py.sources.kinesis.subscription import Bad, Control, Data, cluster_of, decode_record
+from k8saudit_eks_py.sources.subscription import Bad, Control, Data, cluster_of, decode_record
 
 
 def _gz(doc: object) -> bytes:

@@ -27,7 +27,7 @@ from k8saudit_eks_py.sources.kinesis.shards import (
 )
 from k8saudit_eks_py.sources.kinesis.stream_errors import classify, open_failure
 from k8saudit_eks_py.sources.kinesis.stream_events import EventGate
-from k8saudit_eks_py.sources.kinesis.subscription import Bad, Control, cluster_of, decode_record
+from k8saudit_eks_py.sources.subscription import Bad, Control, cluster_of, decode_record
 
 __all__ = ["IncompleteResponse", "ShardReading", "StreamEvent", "StreamTuning"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from k8saudit_eks_py import log, metrics
-from k8saudit_eks_py.sources.kinesis.subscription import cluster_of
+from k8saudit_eks_py.sources.subscription import cluster_of
 from k8saudit_eks_py.sources.truncation import Rejected, shape
 
 __all__ = ["EventGate"]

@@ -1,8 +1,10 @@
-"""One Kinesis record written by a CloudWatch Logs subscription filter → its log events.
+"""One CloudWatch Logs subscription document → its log events: a Kinesis record (stream mode) or one of the
+documents a Firehose delivery stream concatenates into an S3 object (archive replay).
 
-The record's data is gzip-compressed JSON: `messageType` (DATA_MESSAGE, or CONTROL_MESSAGE when CloudWatch
-checks the destination), `owner`, `logGroup`, `logStream`, `subscriptionFilters` and `logEvents`
-[{`id`, `timestamp`, `message`}]. `id` is the eventId (a string of digits); some emulators send integers.
+A Kinesis record's data is gzip-compressed JSON: `messageType` (DATA_MESSAGE, or CONTROL_MESSAGE when
+CloudWatch checks the destination), `owner`, `logGroup`, `logStream`, `subscriptionFilters` and
+`logEvents` [{`id`, `timestamp`, `message`}]. `id` is the eventId (a string of digits); some emulators
+send integers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-__all__ = ["Bad", "Control", "Data", "LogEvent", "cluster_of", "decode_record"]
+__all__ = ["Bad", "Control", "Data", "LogEvent", "cluster_of", "decode_document", "decode_record"]
 
 _EKS_GROUP = re.compile(r"/aws/eks/([^/]+)/cluster")
 # A decompressed record above this is not a subscription record (the Kinesis record limit is 1 MiB and
@@ -67,6 +69,11 @@ def decode_record(data: bytes) -> Data | Control | Bad:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError:
         return Bad("gzip content is not JSON")
+    return decode_document(doc)
+
+
+def decode_document(doc: object) -> Data | Control | Bad:
+    """A parsed subscription document → its events; never raises."""
     if not isinstance(doc, dict):
         return Bad("gzip content is not a JSON object")
     kind = doc.get("messageType")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from importlib import metadata
@@ -21,7 +22,7 @@ from k8saudit_eks_py.packaging import (
     source,
     wheels,
 )
-from k8saudit_eks_py.packaging.naming import DIST_NAME, RUNTIME_DIR, SO_NAME, machine, tarball_name
+from k8saudit_eks_py.packaging.naming import DIST_NAME, RUNTIME_DIR, SO_NAME, machine, oci_arch, tarball_name
 from k8saudit_eks_py.packaging.runtime import Interpreter, RuntimeInfo, build_runtime, host_interpreter
 from k8saudit_eks_py.packaging.tarball import TarballSize, check_tarball, write_tarball
 
@@ -167,6 +168,7 @@ def _write_sbom(
         libraries=dict(info.library_sources),
         source=built_from,
         distro=source.debian_release(),
+        cached_wheels=sorted(debian.cache_root().glob("*/wheels/*.whl")),
         project_licence=project_licence(),
     )
     try:
@@ -203,6 +205,23 @@ def download_cross_inputs(target: str, progress: Callable[[str], None] = lambda 
     progress(f"fetching the {target} wheels of {', '.join(n for n, _ in _compiled_distributions())}")
     cache = debian.cache_dir(arch) / "wheels"
     files += [wheels.fetch(n, v, target, cache, debian.PYTHON_VERSION) for n, v in _compiled_distributions()]
+    # The pure-Python ones are copied from this environment; their wheels (the same for every platform)
+    # let the SBOM name the wheel, and its SHA-256, whose files the artifact ships.
+    compiled = set(_compiled_distributions())
+    pure = [
+        (str(d.metadata["Name"]), d.version)
+        for d in distributions.closure(runtime_requirements())
+        if (str(d.metadata["Name"]), d.version) not in compiled
+    ]
+    progress(f"fetching the wheels of {', '.join(n for n, _ in pure)}")
+    files += [wheels.fetch(n, v, target, cache, debian.PYTHON_VERSION) for n, v in pure]
+    # And this machine's wheels of the compiled ones, for the SBOM of the native build (copied too).
+    native = machine()
+    if native in elf.KNOWN_MACHINES:
+        progress(f"fetching the {native} wheels of {', '.join(n for n, _ in sorted(compiled))}")
+        native_cache = debian.cache_dir(oci_arch(native)) / "wheels"
+        python = (sys.version_info.major, sys.version_info.minor)
+        files += [wheels.fetch(n, v, native, native_cache, python) for n, v in sorted(compiled)]
     return files
 
 

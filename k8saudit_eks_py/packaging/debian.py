@@ -102,11 +102,16 @@ class Sysroot:
         return (package, copyright_file) if copyright_file.is_file() else None
 
 
-def cache_dir(arch: str) -> Path:
+def cache_root() -> Path:
+    """Where cross builds keep what they download, one folder per Debian architecture."""
     base = os.environ.get("K8SAUDIT_EKS_PY_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "k8saudit-eks-py"
     )
-    return Path(base) / "cross" / arch
+    return Path(base) / "cross"
+
+
+def cache_dir(arch: str) -> Path:
+    return cache_root() / arch
 
 
 def _cached(debs: Path) -> list[Path] | None:

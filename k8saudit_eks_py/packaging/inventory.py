@@ -3,14 +3,15 @@ text in licenses/. A file no component claims fails the build: the SBOM accounts
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import sysconfig
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
-from k8saudit_eks_py.packaging import components, licences
+from k8saudit_eks_py.packaging import components, licences, wheels
 from k8saudit_eks_py.packaging.components import Component
 from k8saudit_eks_py.packaging.debian import Sysroot
 from k8saudit_eks_py.packaging.distributions import normalize
@@ -37,6 +38,8 @@ class Inputs:
     source: BuildSource
     distro: str  # debian-12
     project_licence: Path
+    # Wheels at hand (the cross builds' cache): one whose RECORD matches the files shipped names their source.
+    cached_wheels: list[Path] = field(default_factory=list)
 
 
 def _pyc_source(path: PurePosixPath) -> PurePosixPath:
@@ -127,6 +130,7 @@ def collect(staging: Path, inputs: Inputs) -> list[Component]:
     pylib = f"{RUNTIME_DIR}/lib/python{python.version[0]}.{python.version[1]}"
     site = f"{pylib}/site-packages"
     dist_owner: dict[PurePosixPath, Component] = {}
+    copied: dict[str, metadata.Distribution] = {}  # ref → the installed distribution its files came from
     for dist in inputs.distributions:
         wheel = inputs.wheels.get(normalize(dist.metadata["Name"]))
         paths = _distribution_paths(dist, wheel)
@@ -140,6 +144,8 @@ def collect(staging: Path, inputs: Inputs) -> list[Component]:
             raise InventoryError(f"{component.name} ships no licence text in {dist_info.name}")
         component.licence_texts.extend(p.relative_to(staging).as_posix() for p in texts)
         catalogue.by_ref[component.ref] = component
+        if wheel is None:
+            copied[component.ref] = dist
         for written in paths:
             dist_owner[written] = component
 
@@ -155,6 +161,8 @@ def collect(staging: Path, inputs: Inputs) -> list[Component]:
                 raise InventoryError(f"{text}: a licence text of no component")
             catalogue.add(catalogue.by_ref[refs[0]], text)
     catalogue.add(project, SBOM_PATH)
+    for ref, dist in copied.items():
+        _wheel_evidence(catalogue.by_ref[ref], dist, site, inputs.cached_wheels)
     out = [project, *sorted((c for c in catalogue.by_ref.values() if c is not project), key=lambda c: c.ref)]
     for component in out:
         if not component.files:
@@ -226,3 +234,31 @@ def _library(catalogue: _Catalogue, source: Path, path: str) -> None:
         catalogue.by_ref[ref] = component
         catalogue.licence_text(component, copyright_file, f"{package.name}.copyright")
     catalogue.add(catalogue.by_ref[ref], path)
+
+
+def _wheel_evidence(component: Component, dist: metadata.Distribution, site: str, cached: list[Path]) -> None:
+    """Name the wheel a distribution copied from the environment was installed from: a cached wheel of the
+    same name and version whose RECORD gives every installed file the artifact took (bytecode aside) the
+    bytes it has in the environment. (The copies differ only where the packager set a RUNPATH.)"""
+    taken = [path[len(site) + 1 :] for path in component.files if path.startswith(site + "/")]
+    installed = {name: Path(str(dist.locate_file(name))) for name in taken if not name.endswith(".pyc")}
+    for wheel in cached:
+        if wheels.wheel_identity(wheel) != (normalize(component.name), component.version):
+            continue
+        hashes = wheels.record(wheel)
+        if all(
+            hashes.get(name) == hashlib.sha256(file.read_bytes()).hexdigest()
+            for name, file in installed.items()
+        ):
+            component.sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            component.properties = [
+                (
+                    key,
+                    f"PyPI wheel {wheel.name}, installed in the packaging environment (its files match the "
+                    "wheel's RECORD) and copied from there",
+                )
+                if key == "k8saudit-eks-py:source"
+                else (key, value)
+                for key, value in component.properties
+            ]
+            return

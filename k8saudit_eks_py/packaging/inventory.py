@@ -168,6 +168,10 @@ def collect(staging: Path, inputs: Inputs) -> list[Component]:
         if not component.files:
             raise InventoryError(f"{component.ref} is listed but ships no file")
         component.files.sort()
+    refused = [c for c in out if not licences.compatible(c.licence)]
+    if refused:
+        named = ", ".join(f"{c.name} {c.version} ({c.licence})" for c in refused)
+        raise InventoryError(f"licences an Apache-2.0 distribution may not ship (licences.py): {named}")
     return out
 
 

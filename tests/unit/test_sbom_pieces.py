@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from k8saudit_eks_py.packaging import inventory, sbom, source
+from k8saudit_eks_py.packaging import inventory, licences, sbom, source
 from k8saudit_eks_py.packaging.components import Component
 from k8saudit_eks_py.packaging.runtime import host_interpreter
 
@@ -129,4 +129,13 @@ def test_inventory_assigns_every_file_and_ships_the_project_licence(tmp_path: Pa
 def test_inventory_refuses_a_file_no_component_brought(tmp_path: Path, extra: str, message: str) -> None:
     staging, inputs = _staged(tmp_path, extra)
     with pytest.raises(inventory.InventoryError, match=message):
+        inventory.collect(staging, inputs)
+
+
+def test_inventory_refuses_a_licence_an_apache_distribution_may_not_ship(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staging, inputs = _staged(tmp_path, "")
+    monkeypatch.setattr(licences, "COMPATIBLE", licences.COMPATIBLE - {"PSF-2.0"})
+    with pytest.raises(inventory.InventoryError, match=r"may not ship .*: cpython 3\.11\.\d+ \(PSF-2\.0\)"):
         inventory.collect(staging, inputs)

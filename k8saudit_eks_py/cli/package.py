@@ -23,7 +23,9 @@ def add_parser(sub: Any) -> None:
         description="Builds k8saudit-eks-py-<version>-linux-<arch>.tar.gz (the .so plus a private CPython "
         "runtime, runs where no Python is installed), for this machine or, cross-built from Debian's "
         "packages, for linux/arm64; with --push, publishes the tarballs (or the TARBALLs given) as one "
-        "multi-platform falcoctl OCI plugin artifact. Building needs patchelf. See docs/artifact.md.",
+        "multi-platform falcoctl OCI plugin artifact. Each tarball carries its CycloneDX SBOM, also "
+        "written beside it (<name>.cdx.json), pushed as a referrer of its manifest and printed by --sbom. "
+        "Building needs patchelf. See docs/artifact.md.",
     )
     p.add_argument(
         "tarballs",

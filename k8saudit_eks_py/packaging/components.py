@@ -3,6 +3,7 @@ build, and the project itself. Each knows its version, where it came from, its l
 
 from __future__ import annotations
 
+import email
 import hashlib
 import shutil
 import subprocess
@@ -66,10 +67,8 @@ def debian(package: DebPackage, copyright_file: Path, distro: str) -> Component:
 def pypi(dist_info: Path, wheel: Path | None) -> Component:
     """A distribution as shipped (its .dist-info in site-packages); `wheel`: the file it was unpacked from."""
     metadata_text = (dist_info / "METADATA").read_text(encoding="utf-8", errors="replace")
-    fields = dict(
-        line.split(":", 1) for line in metadata_text.partition("\n\n")[0].splitlines() if ":" in line[:40]
-    )
-    name, version = fields["Name"].strip(), fields["Version"].strip()
+    fields = email.message_from_string(metadata_text)
+    name, version = str(fields["Name"]).strip(), str(fields["Version"]).strip()
     key = normalize(name)
     if wheel is not None:
         source = f"PyPI wheel {wheel.name}"

@@ -9,8 +9,8 @@ their licence's title.
 
 from __future__ import annotations
 
+import email
 import re
-from email.message import Message
 from pathlib import Path
 
 # Licences whose code an Apache-2.0 project may redistribute, unmodified, as libraries and modules loaded by
@@ -127,12 +127,7 @@ def from_debian_copyright(package: str, text: str) -> str:
 def from_wheel_metadata(metadata_text: str) -> str:
     """SPDX expression of a distribution from its METADATA: License-Expression, else License (when it is a
     known name), else its licence classifiers (several: the user may choose, joined with OR)."""
-    message = Message()
-    header, _, _ = metadata_text.partition("\n\n")
-    for line in header.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and not line.startswith((" ", "\t")):
-            message[key.strip()] = value.strip()
+    message = email.message_from_string(metadata_text)  # the core metadata format is RFC 822 headers
     expression = message.get("License-Expression")
     if expression:
         return str(expression)

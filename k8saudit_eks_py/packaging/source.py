@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import k8saudit_eks_py
+from k8saudit_eks_py.packaging.naming import DIST_NAME
 
 
 @dataclass(frozen=True)
@@ -20,10 +24,26 @@ class BuildSource:
     timestamp: int  # what the SBOM records as its time
 
 
+def _installed_from() -> Path | None:
+    """The local folder pip installed the distribution from (its direct_url.json), if any."""
+    try:
+        text = metadata.distribution(DIST_NAME).read_text("direct_url.json")
+        url = str(json.loads(text or "{}").get("url", ""))
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    parsed = urlparse(url)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
 def checkout() -> Path | None:
-    """The git checkout holding the project: the one the package was imported from, else the cwd."""
-    for candidate in (Path(k8saudit_eks_py.__file__).resolve().parent.parent, Path.cwd()):
-        if (candidate / "pyproject.toml").is_file() and (candidate / "shim").is_dir():
+    """The checkout the packaged code comes from: the one it is imported from (a source tree), else the
+    folder pip installed it from. Never the current directory: it may hold another version."""
+    for candidate in (Path(k8saudit_eks_py.__file__).resolve().parent.parent, _installed_from()):
+        if (
+            candidate is not None
+            and (candidate / "pyproject.toml").is_file()
+            and (candidate / "shim").is_dir()
+        ):
             return candidate
     return None
 
@@ -40,6 +60,8 @@ def build_source() -> BuildSource:
     commit = _git(tree, "rev-parse", "HEAD") if tree is not None else None
     modified = bool(commit and tree and _git(tree, "status", "--porcelain", "--untracked-files=no"))
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch_text and not epoch_text.isdigit():
+        raise ValueError(f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds since 1970")
     epoch = int(epoch_text) if epoch_text else 0
     commit_time = _git(tree, "log", "-1", "--format=%ct") if commit and tree else None
     timestamp = epoch if epoch_text else int(commit_time) if commit_time else 0

@@ -206,3 +206,10 @@ def test_sbom_of_a_tarball_built_without_one_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 1
     line = _one_error_line(proc)
     assert f"{TARBALL} carries no k8saudit-eks-py-runtime/sbom.cdx.json: build it again" in line
+
+
+def test_a_source_date_epoch_that_is_not_a_number_is_one_line(tmp_path: Path) -> None:
+    proc = package("--out", str(tmp_path / "dist"), cwd=tmp_path, env={"SOURCE_DATE_EPOCH": "yesterday"})
+    assert proc.returncode == 1
+    assert "SOURCE_DATE_EPOCH='yesterday' is not a number of seconds" in _one_error_line(proc)
+    assert not list((tmp_path / "dist").glob("*.tar.gz"))

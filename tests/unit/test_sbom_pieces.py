@@ -28,7 +28,7 @@ def _git(*args: str) -> str:
 
 
 def test_recorded_time_is_source_date_epoch_else_the_commit_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir("/")  # the commit is the checkout's the code comes from, whatever the cwd
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     pinned = source.build_source()
     assert (pinned.timestamp, pinned.source_date_epoch) == (1700000000, 1700000000)
@@ -38,6 +38,9 @@ def test_recorded_time_is_source_date_epoch_else_the_commit_time(monkeypatch: py
     assert unpinned.timestamp == int(_git("log", "-1", "--format=%ct"))
     assert unpinned.source_date_epoch == 0  # what write_tarball stamps the entries with
     assert unpinned.modified == bool(_git("status", "--porcelain", "--untracked-files=no"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(ValueError, match="SOURCE_DATE_EPOCH='yesterday' is not a number"):
+        source.build_source()
 
 
 def _document(version: str = "1.0") -> dict[str, object]:

@@ -38,7 +38,8 @@ class Inputs:
     source: BuildSource
     distro: str  # debian-12
     project_licence: Path
-    # Wheels at hand (the cross builds' cache): one whose RECORD matches the files shipped names their source.
+    # Wheels at hand (the cross builds' cache): one whose RECORD matches the installed files a distribution
+    # was copied from is named as its source.
     cached_wheels: list[Path] = field(default_factory=list)
 
 
@@ -205,6 +206,8 @@ def _attribute(
     elif path.startswith(pylib + "/"):
         relative = _pyc_source(PurePosixPath(path[len(pylib) + 1 :]))
         if cpython is not None:
+            if not (inputs.python.stdlib / relative).is_file():
+                raise InventoryError(f"{path}: not in the standard library of {inputs.python.stdlib}")
             catalogue.add(cpython, path)
         else:
             catalogue.debian_file(inputs.python.stdlib / relative, path)

@@ -125,6 +125,7 @@ def test_inventory_assigns_every_file_and_ships_the_project_licence(tmp_path: Pa
     [
         (f"{RUNTIME}/lib/python3.11/site-packages/mystery/__init__.py", "no distribution installed it"),
         (f"{RUNTIME}/stray.bin", "no component brought it"),
+        (f"{RUNTIME}/lib/python3.11/mystery.py", "not in the standard library of"),
         (f"{RUNTIME}/lib/libmystery.so.1", "a library the build did not record copying"),
         (f"{RUNTIME}/licenses/unknown.copyright", "a licence text of no component"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import hashlib
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -17,6 +18,17 @@ from k8saudit_eks_py.packaging.distributions import normalize
 
 PROJECT_REF = "k8saudit-eks-py"
 PROJECT_LICENCE = "Apache-2.0"
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A component compiled into another one's files, as that one's own SBOM lists it (orjson's Rust crates,
+    from the CycloneDX file its wheel carries in .dist-info/sboms/, PEP 770)."""
+
+    name: str
+    version: str
+    purl: str
+    licence: str
 
 
 @dataclass
@@ -32,6 +44,8 @@ class Component:
     properties: list[tuple[str, str]] = field(default_factory=list)
     licence_texts: list[str] = field(default_factory=list)  # tarball paths
     files: list[str] = field(default_factory=list)  # tarball paths
+    embedded: list[Embedded] = field(default_factory=list)
+    boms: list[str] = field(default_factory=list)  # tarball paths of the component's own SBOMs
 
 
 def _purl_version(version: str) -> str:
@@ -85,7 +99,35 @@ def pypi(dist_info: Path, wheel: Path | None) -> Component:
         purl=f"pkg:pypi/{key}@{_purl_version(version)}",
         sha256=digest,
         properties=[("k8saudit-eks-py:source", source)],
+        embedded=[e for bom in own_sboms(dist_info) for e in embedded(bom)],
     )
+
+
+def own_sboms(dist_info: Path) -> list[Path]:
+    """The CycloneDX SBOMs a distribution ships about itself (PEP 770: .dist-info/sboms/)."""
+    return sorted(p for p in (dist_info / "sboms").glob("*.json") if p.is_file())
+
+
+def embedded(bom: Path) -> list[Embedded]:
+    """The components a distribution's own CycloneDX SBOM lists as part of it (scope `excluded`: build
+    tools, left out)."""
+    try:
+        doc = json.loads(bom.read_text(encoding="utf-8"))
+    except ValueError:
+        raise licences.LicenceError(f"{bom}: not JSON") from None
+    if doc.get("bomFormat") != "CycloneDX":
+        return []
+    out = []
+    for item in doc.get("components", []):
+        if item.get("scope") == "excluded" or not item.get("purl"):
+            continue
+        entries = item.get("licenses", [])
+        terms = [e.get("expression") or e.get("license", {}).get("id") for e in entries]
+        if not terms or not all(terms):
+            raise licences.LicenceError(f"{bom.name}: {item.get('name')} has no SPDX licence")
+        licence = terms[0] if len(terms) == 1 else " AND ".join(f"({t})" for t in terms)
+        out.append(Embedded(str(item["name"]), str(item.get("version", "")), str(item["purl"]), licence))
+    return sorted(out, key=lambda e: e.purl)
 
 
 def cpython(version: str, licence_file: Path, build: str) -> Component:

@@ -144,6 +144,7 @@ def collect(staging: Path, inputs: Inputs) -> list[Component]:
         if not texts:
             raise InventoryError(f"{component.name} ships no licence text in {dist_info.name}")
         component.licence_texts.extend(p.relative_to(staging).as_posix() for p in texts)
+        component.boms = [p.relative_to(staging).as_posix() for p in components.own_sboms(dist_info)]
         catalogue.by_ref[component.ref] = component
         if wheel is None:
             copied[component.ref] = dist
@@ -169,9 +170,11 @@ def collect(staging: Path, inputs: Inputs) -> list[Component]:
         if not component.files:
             raise InventoryError(f"{component.ref} is listed but ships no file")
         component.files.sort()
-    refused = [c for c in out if not licences.compatible(c.licence)]
+    licensed = [(c.name, c.version, c.licence) for c in out]
+    licensed += [(e.name, e.version, e.licence) for c in out for e in c.embedded]
+    refused = [f"{n} {v} ({licence})" for n, v, licence in licensed if not licences.compatible(licence)]
     if refused:
-        named = ", ".join(f"{c.name} {c.version} ({c.licence})" for c in refused)
+        named = ", ".join(refused)
         raise InventoryError(f"licences an Apache-2.0 distribution may not ship (licences.py): {named}")
     return out
 

@@ -21,6 +21,7 @@ COMPATIBLE = frozenset(
         "Apache-2.0",
         "BSD-2-Clause",
         "BSD-3-Clause",
+        "BSL-1.0",
         "bzip2-1.0.6",
         "ISC",
         "LicenseRef-public-domain",
@@ -28,6 +29,8 @@ COMPATIBLE = frozenset(
         "MIT-0",
         "MPL-2.0",
         "PSF-2.0",
+        "Unicode-3.0",
+        "Unlicense",
         "Zlib",
     }
 )

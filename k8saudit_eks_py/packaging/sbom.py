@@ -54,9 +54,29 @@ def _component(component: Component) -> dict[str, Any]:
         out["cpe"] = component.cpe
     if component.purl:
         out["purl"] = component.purl
+    if component.boms:
+        out["externalReferences"] = [
+            {"type": "bom", "url": path, "comment": f"{component.name}'s own SBOM, shipped with it"}
+            for path in component.boms
+        ]
     properties = list(component.properties)
     properties += [(f"{_PROP}licence-text", path) for path in component.licence_texts]
     out["properties"] = _properties(properties)
+    if component.embedded:
+        out["components"] = [
+            {
+                "type": "library",
+                "bom-ref": f"{component.ref}/{part.purl}",
+                "name": part.name,
+                "version": part.version,
+                "licenses": [{"expression": part.licence}],
+                "purl": part.purl,
+                "properties": _properties(
+                    [(f"{_PROP}source", f"compiled into {component.name}: its own SBOM lists it")]
+                ),
+            }
+            for part in component.embedded
+        ]
     out["evidence"] = {"occurrences": [{"location": path} for path in component.files]}
     return out
 

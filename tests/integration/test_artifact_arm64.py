@@ -387,6 +387,17 @@ def test_every_component_licence_is_known_allowed_and_its_text_shipped(
         assert all(t in owners and (root / t).stat().st_size > 0 for t in texts), (ref, texts)
         assert max((root / t).stat().st_size for t in texts) > 500, (ref, texts)  # a licence, not a notice
         seen[ref] = expression
+    # What orjson compiles in (its Rust crates), from the SBOM its wheel ships: licences checked the same way.
+    (orjson,) = [c for c in doc["components"] if c["name"] == "orjson"]
+    crates = orjson["components"]
+    assert {"pyo3-ffi", "simdutf8"} <= {c["name"] for c in crates}
+    assert {PackageURL.from_string(c["purl"]).type for c in crates} == {"cargo"}
+    for crate in crates:
+        [entry] = crate["licenses"]
+        assert licences.compatible(entry["expression"]), (crate["name"], entry)
+        assert all(spdx.is_supported_id(i) for i in licences.identifiers(entry["expression"])), crate["name"]
+    [own] = orjson["externalReferences"]
+    assert own["type"] == "bom" and own["url"] in owners and owners[own["url"]] == "pypi:orjson"
     licence_dir = root / RUNTIME / "licenses"
     assert (licence_dir / "k8saudit-eks-py-LICENSE.txt").read_bytes() == (ROOT / "LICENSE").read_bytes()
     assert (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from k8saudit_eks_py.packaging import inventory, licences, sbom, source
+from k8saudit_eks_py.packaging import components, inventory, licences, sbom, source
 from k8saudit_eks_py.packaging.components import Component
 from k8saudit_eks_py.packaging.runtime import host_interpreter
 
@@ -143,3 +143,27 @@ def test_inventory_refuses_a_licence_an_apache_distribution_may_not_ship(
     monkeypatch.setattr(licences, "COMPATIBLE", licences.COMPATIBLE - {"PSF-2.0"})
     with pytest.raises(inventory.InventoryError, match=r"may not ship .*: cpython 3\.11\.\d+ \(PSF-2\.0\)"):
         inventory.collect(staging, inputs)
+
+
+def test_a_distributions_own_sbom_gives_what_it_compiled_in(tmp_path: Path) -> None:
+    info = tmp_path / "demo-1.0.dist-info"
+    (info / "sboms").mkdir(parents=True)
+    crate = {"type": "library", "name": "ryu", "version": "1.0", "purl": "pkg:cargo/ryu@1.0"}
+    doc = {
+        "bomFormat": "CycloneDX",
+        "components": [
+            {**crate, "scope": "required", "licenses": [{"expression": "Apache-2.0 OR BSL-1.0"}]},
+            {**crate, "name": "cc", "purl": "pkg:cargo/cc@1", "scope": "excluded", "licenses": []},
+            {**crate, "name": "x", "purl": "pkg:cargo/x@1", "licenses": [{"license": {"id": "MIT"}}]},
+        ],
+    }
+    (info / "sboms" / "demo.cyclonedx.json").write_text(json.dumps(doc))
+    [bom] = components.own_sboms(info)
+    assert components.embedded(bom) == [
+        components.Embedded("ryu", "1.0", "pkg:cargo/ryu@1.0", "Apache-2.0 OR BSL-1.0"),
+        components.Embedded("x", "1.0", "pkg:cargo/x@1", "MIT"),
+    ]
+    doc["components"].append({**crate, "name": "y", "purl": "pkg:cargo/y@1", "licenses": []})
+    (info / "sboms" / "demo.cyclonedx.json").write_text(json.dumps(doc))
+    with pytest.raises(licences.LicenceError, match="y has no SPDX licence"):
+        components.embedded(bom)

@@ -81,11 +81,16 @@ def _component(component: Component) -> dict[str, Any]:
     return out
 
 
-def rebuild_command(commit: str | None, source: BuildSource, platform: str) -> str:
-    checkout = f"git checkout {commit} && " if commit else ""
+def rebuild_command(source: BuildSource, platform: str, pins: list[str]) -> str:
+    """The README's set-up on the same commit with the same distribution versions (`pins`), then the same
+    build: Debian's packages come from the cache setup-system fills, the tarball's times from
+    SOURCE_DATE_EPOCH."""
+    checkout = f"git checkout {source.commit} && " if source.commit else ""
+    pinned = " ".join(f"'{pin}'" for pin in pins)
     return (
         f"{checkout}tests/setup-system --build && python3.11 -m venv .venv && "
-        f".venv/bin/pip install '.[package]' && SOURCE_DATE_EPOCH={source.source_date_epoch} "
+        f".venv/bin/pip install '.[test]' {pinned} && tests/setup-system && "
+        f"SOURCE_DATE_EPOCH={source.source_date_epoch} "
         f".venv/bin/k8saudit-eks-py package --platform {platform} --offline"
     )
 
@@ -102,7 +107,8 @@ def document(
         subject["pedigree"] = {"commits": [{"uid": source.commit}]}
     subject["description"] = f"falcoctl plugin artifact {tarball_name} for {platform}"
     timestamp = datetime.fromtimestamp(source.timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rebuild = rebuild_command(source.commit, source, platform)
+    pins = [f"{c.name}=={c.version}" for c in parts if c.kind == "pypi"]
+    rebuild = rebuild_command(source, platform, pins)
     return {
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,
@@ -139,8 +145,8 @@ def document(
                         "uid": f"package-{machine}",
                         "name": f"k8saudit-eks-py package for {platform}",
                         "description": "Same commit, same SOURCE_DATE_EPOCH and the component versions "
-                        "listed here (Debian packages from the cache, the same interpreter build) give "
-                        "the same tarball bytes.",
+                        "listed here (the Debian packages, the wheels, and on amd64 the same interpreter "
+                        "build as the cpython component) give the same tarball bytes.",
                         "taskTypes": ["build"],
                         "steps": [{"name": "rebuild", "commands": [{"executed": rebuild}]}],
                     }

@@ -257,6 +257,9 @@ def test_sbom_is_valid_cyclonedx_and_states_digest_commit_and_rebuild(
     [rebuild] = sbom_checks.prop(doc["metadata"], "rebuild")
     assert f"git checkout {head} " in rebuild and f"--platform linux/{arch} --offline" in rebuild
     assert "SOURCE_DATE_EPOCH=" in rebuild
+    for component in doc["components"]:
+        if component["bom-ref"].startswith("pypi:"):
+            assert f"'{component['name']}=={component['version']}'" in rebuild
     [workflow] = doc["formulation"][0]["workflows"]
     assert workflow["steps"][0]["commands"] == [{"executed": rebuild}]
 

@@ -23,14 +23,17 @@ def add_parser(sub: Any) -> None:
         description="Builds k8saudit-eks-py-<version>-linux-<arch>.tar.gz (the .so plus a private CPython "
         "runtime, runs where no Python is installed), for this machine or, cross-built from Debian's "
         "packages, for linux/arm64; with --push, publishes the tarballs (or the TARBALLs given) as one "
-        "multi-platform falcoctl OCI plugin artifact. Building needs patchelf. See docs/artifact.md.",
+        "multi-platform falcoctl OCI plugin artifact. Each tarball carries its CycloneDX SBOM, also "
+        "written beside it (<name>.cdx.json), pushed as a referrer of its manifest and printed by --sbom. "
+        "Building needs patchelf. See docs/artifact.md.",
     )
     p.add_argument(
         "tarballs",
         nargs="*",
         type=Path,
         metavar="TARBALL",
-        help="with --push: push these tarballs (one per architecture) instead of building one",
+        help="with --push: push these tarballs (one per architecture) instead of building one; with "
+        "--sbom: print the SBOM of this tarball",
     )
     p.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist)")
     p.add_argument(
@@ -50,6 +53,12 @@ def add_parser(sub: Any) -> None:
         "--library",
         type=Path,
         help="the .so to package (default: the installed one; for another platform: cross-compiled)",
+    )
+    p.add_argument(
+        "--sbom",
+        action="store_true",
+        help="print the CycloneDX SBOM (with the tarball's SHA-256) on stdout: of the TARBALL given, else of "
+        "the one built (one --platform)",
     )
     p.add_argument("--push", metavar="REGISTRY/REPOSITORY[:TAG]", help="push to this OCI reference")
     p.add_argument("--insecure", action="store_true", help="plain HTTP to the registry (local tests)")
@@ -89,8 +98,15 @@ def _usage_problem(args: argparse.Namespace, platforms: list[str]) -> str | None
     from k8saudit_eks_py.packaging import cross
     from k8saudit_eks_py.packaging.naming import machine
 
-    if args.tarballs and not args.push:
-        return "TARBALLs are only read by --push: add --push REGISTRY/REPOSITORY, or drop them to build one"
+    if args.tarballs and not (args.push or args.sbom):
+        return (
+            "TARBALLs are only read by --push or --sbom: add --push REGISTRY/REPOSITORY, or drop them to "
+            "build one"
+        )
+    if args.sbom and (args.push or args.download_only):
+        return "--sbom prints one SBOM: drop --push and --download-only"
+    if args.sbom and len(args.tarballs) + (0 if args.tarballs else len(platforms)) > 1:
+        return "--sbom prints one SBOM: give one TARBALL, or --platform linux/amd64 or linux/arm64"
     if args.index_file and not args.push:
         return "--index-file records a pushed artifact: add --push REGISTRY/REPOSITORY"
     if args.tarballs and args.platform:
@@ -133,6 +149,13 @@ def _usage_problem(args: argparse.Namespace, platforms: list[str]) -> str | None
     return None
 
 
+def _sbom_of(tarball: Path) -> bytes:
+    """The SBOM a tarball carries, with the tarball's SHA-256: the bytes of the .cdx.json built beside it."""
+    from k8saudit_eks_py.packaging import sbom
+
+    return sbom.with_tarball(sbom.from_tarball(tarball), tarball)
+
+
 def main(args: argparse.Namespace) -> int:
     from k8saudit_eks_py import packaging
     from k8saudit_eks_py.packaging.naming import machine
@@ -158,6 +181,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"[package] {line}", file=sys.stderr, flush=True)
 
     try:
+        if args.sbom and args.tarballs:
+            sys.stdout.buffer.write(_sbom_of(args.tarballs[0]))
+            return 0
         if args.download_only:
             for target in (m for m in platforms if m != machine()):
                 for path in packaging.download_cross_inputs(target, progress=progress):
@@ -175,9 +201,13 @@ def main(args: argparse.Namespace) -> int:
             size = packaging.check_package(tarball)
             print(
                 f"{tarball}  {size.compressed / 2**20:.1f} MiB compressed, "
-                f"{size.uncompressed / 2**20:.1f} MiB unpacked, {size.files} files"
+                f"{size.uncompressed / 2**20:.1f} MiB unpacked, {size.files} files",
+                file=sys.stderr if args.sbom else sys.stdout,
             )
             tarballs.append(tarball)
+        if args.sbom:
+            sys.stdout.buffer.write(_sbom_of(tarballs[0]))
+            return 0
         if not args.push:
             return 0
         result = packaging.push_artifact(
@@ -197,7 +227,14 @@ def main(args: argparse.Namespace) -> int:
             packaging.upsert_index(args.index_file, entry)
             print(f"index entry {entry['name']} written to {args.index_file}")
         return 0
-    except (packaging.PackageError, packaging.PushError, packaging.LayoutError, ValueError, OSError) as exc:
+    except (
+        packaging.PackageError,
+        packaging.PushError,
+        packaging.LayoutError,
+        packaging.SbomError,
+        ValueError,
+        OSError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (packaging.ElfError, *packaging.CrossBuildError) as exc:

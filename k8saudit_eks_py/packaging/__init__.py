@@ -4,7 +4,9 @@
     build_package(out_dir, platform_machine="aarch64")   the same, cross-built from Debian's arm64 packages
     download_cross_inputs("aarch64")          fill the cache a cross build reads (then offline=True works)
     check_package(tarball) -> TarballSize     falcoctl's layout rules; compressed/uncompressed sizes
-    push_artifact([tarball], "registry/repo", version=...) -> PushResult
+    build_package also writes the tarball's CycloneDX SBOM, inside it and beside it (<name>.cdx.json)
+    sbom.from_tarball(tarball) / sbom.with_tarball(doc, tarball)   the SBOM carried; plus the SHA-256
+    push_artifact([tarball], "registry/repo", version=...) -> PushResult   (the SBOMs as referrers)
     index_entry(reference, home=..., maintainers=[...]) / upsert_index(path, entry)
 
 Building needs patchelf (and strip, from binutils, to keep the size down); a cross build needs Debian's
@@ -27,6 +29,7 @@ from k8saudit_eks_py.packaging.elf import ElfError
 from k8saudit_eks_py.packaging.index_yaml import index_entry, upsert_index
 from k8saudit_eks_py.packaging.push import PushError, PushResult, push_artifact
 from k8saudit_eks_py.packaging.reference import Reference, parse_reference
+from k8saudit_eks_py.packaging.sbom import SbomError
 from k8saudit_eks_py.packaging.tarball import LayoutError, TarballSize
 from k8saudit_eks_py.packaging.wheels import WheelError
 
@@ -43,6 +46,7 @@ __all__ = [
     "PushError",
     "PushResult",
     "Reference",
+    "SbomError",
     "TarballSize",
     "WheelError",
     "build_package",

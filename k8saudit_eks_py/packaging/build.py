@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
 import k8saudit_eks_py
-from k8saudit_eks_py.packaging import cross, debian, distributions, elf, wheels
-from k8saudit_eks_py.packaging.naming import DIST_NAME, RUNTIME_DIR, SO_NAME, machine, tarball_name
-from k8saudit_eks_py.packaging.runtime import Interpreter, build_runtime, host_interpreter
+from k8saudit_eks_py.packaging import (
+    cross,
+    debian,
+    distributions,
+    elf,
+    inventory,
+    licences,
+    sbom,
+    source,
+    wheels,
+)
+from k8saudit_eks_py.packaging.naming import DIST_NAME, RUNTIME_DIR, SO_NAME, machine, oci_arch, tarball_name
+from k8saudit_eks_py.packaging.runtime import Interpreter, RuntimeInfo, build_runtime, host_interpreter
 from k8saudit_eks_py.packaging.tarball import TarballSize, check_tarball, write_tarball
 
 LIBRARY_RUNPATH = f"$ORIGIN/{RUNTIME_DIR}/lib"
@@ -39,6 +50,20 @@ def project_version() -> str:
         if match:
             return match.group(1)
     raise PackageError(f"cannot tell the version: {DIST_NAME} is not installed and no pyproject.toml found")
+
+
+def project_licence() -> Path:
+    """The project's LICENSE: from the installed distribution, else the source tree."""
+    try:
+        for file in metadata.distribution(DIST_NAME).files or []:
+            if Path(str(file)).name == "LICENSE":
+                return Path(str(file.locate()))
+    except metadata.PackageNotFoundError:
+        pass
+    pyproject = _pyproject()
+    if pyproject is not None and (pyproject.parent / "LICENSE").is_file():
+        return pyproject.parent / "LICENSE"
+    raise PackageError(f"cannot find {DIST_NAME}'s LICENSE to ship with it")
 
 
 def runtime_requirements() -> list[str]:
@@ -87,31 +112,70 @@ def build_package(
     target = platform_machine or machine()
     version = version or project_version()
     out_dir.mkdir(parents=True, exist_ok=True)
+    built_from = source.build_source()
     with tempfile.TemporaryDirectory(prefix="k8saudit-eks-py-package-") as tmp:
+        sysroot: debian.Sysroot | None = None
         if target == machine():
             library = library if library is not None else k8saudit_eks_py.library_path()
             python = host_interpreter()
         else:
-            library, python = _cross_inputs(Path(tmp), target, library, offline, progress)
+            library, python, sysroot = _cross_inputs(Path(tmp), target, library, offline, progress)
         if target in elf.KNOWN_MACHINES and elf.machine(library) != target:
             raise PackageError(f"{library} is built for {elf.machine(library)}, not {target}")
         staging = Path(tmp) / "staging"
         progress(f"bundling the Python runtime ({python.soname}, stdlib, dependencies) for {target}")
-        build_runtime(
+        target_wheels = _target_wheels(target, python, offline) if target != machine() else {}
+        info = build_runtime(
             staging,
             plugin_package=Path(k8saudit_eks_py.__file__).resolve().parent,
             requirements=runtime_requirements(),
             version=version,
             python=python,
-            wheels=_target_wheels(target, python, offline) if target != machine() else None,
+            wheels=target_wheels,
             compile_bytecode=compile_bytecode,
         )
         progress(f"adding {library.name}")
         _stage_library(library, staging, python)
+        name = tarball_name(version, target)
+        progress("writing the SBOM")
+        _write_sbom(staging, name, target, version, python, sysroot, target_wheels, info, built_from)
         progress("writing the tarball")
-        tarball = write_tarball(staging, out_dir / tarball_name(version, target))
+        tarball = write_tarball(staging, out_dir / name, mtime=built_from.source_date_epoch)
     check_package(tarball)
+    sbom.write_beside(tarball)
     return tarball
+
+
+def _write_sbom(
+    staging: Path,
+    name: str,
+    target: str,
+    version: str,
+    python: Interpreter,
+    sysroot: debian.Sysroot | None,
+    target_wheels: dict[str, Path],
+    info: RuntimeInfo,
+    built_from: source.BuildSource,
+) -> None:
+    """Every file of the staged artifact assigned to a component, the licence texts added, and the SBOM
+    written into the runtime, before the tarball is."""
+    inputs = inventory.Inputs(
+        version=version,
+        python=python,
+        sysroot=sysroot,
+        distributions=distributions.closure(runtime_requirements()),
+        wheels=target_wheels,
+        libraries=dict(info.library_sources),
+        source=built_from,
+        distro=source.debian_release(),
+        cached_wheels=sorted(debian.cache_root().glob("*/wheels/*.whl")),
+        project_licence=project_licence(),
+    )
+    try:
+        found = inventory.collect(staging, inputs)
+    except (inventory.InventoryError, licences.LicenceError) as exc:
+        raise PackageError(f"SBOM: {exc}") from None
+    sbom.write(staging, sbom.document(found, machine=target, tarball_name=name, source=built_from))
 
 
 def _compiled_distributions() -> list[tuple[str, str]]:
@@ -141,6 +205,23 @@ def download_cross_inputs(target: str, progress: Callable[[str], None] = lambda 
     progress(f"fetching the {target} wheels of {', '.join(n for n, _ in _compiled_distributions())}")
     cache = debian.cache_dir(arch) / "wheels"
     files += [wheels.fetch(n, v, target, cache, debian.PYTHON_VERSION) for n, v in _compiled_distributions()]
+    # The pure-Python ones are copied from this environment; their wheels (the same for every platform)
+    # let the SBOM name the wheel, and its SHA-256, whose files the artifact ships.
+    compiled = set(_compiled_distributions())
+    pure = [
+        (str(d.metadata["Name"]), d.version)
+        for d in distributions.closure(runtime_requirements())
+        if (str(d.metadata["Name"]), d.version) not in compiled
+    ]
+    progress(f"fetching the wheels of {', '.join(n for n, _ in pure)}")
+    files += [wheels.fetch(n, v, target, cache, debian.PYTHON_VERSION) for n, v in pure]
+    # And this machine's wheels of the compiled ones, for the SBOM of the native build (copied too).
+    native = machine()
+    if native in elf.KNOWN_MACHINES:
+        progress(f"fetching the {native} wheels of {', '.join(n for n, _ in sorted(compiled))}")
+        native_cache = debian.cache_dir(oci_arch(native)) / "wheels"
+        python = (sys.version_info.major, sys.version_info.minor)
+        files += [wheels.fetch(n, v, native, native_cache, python) for n, v in sorted(compiled)]
     return files
 
 
@@ -155,7 +236,7 @@ def _check_cross_target(target: str) -> None:
 
 def _cross_inputs(
     tmp: Path, target: str, library: Path | None, offline: bool, progress: Callable[[str], None]
-) -> tuple[Path, Interpreter]:
+) -> tuple[Path, Interpreter, debian.Sysroot]:
     """A cross build: Debian's CPython for `target` (unpacked .debs) and the shim cross-compiled against
     it, unless `library` is a shim already built for the target."""
     _check_cross_target(target)
@@ -182,7 +263,7 @@ def _cross_inputs(
     if library is None:
         progress(f"cross-compiling the shim for {target}")
         library = cross.build_shim(tmp / "build", target, sysroot)
-    return library, python
+    return library, python, sysroot
 
 
 def check_package(tarball: Path) -> TarballSize:

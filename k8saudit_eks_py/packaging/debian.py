@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Debian bookworm's CPython and what its kept extension modules and libpython link against. The modules the
@@ -40,12 +40,41 @@ class DebianError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class DebPackage:
+    """One Debian binary package as the SBOM names it: name, version, architecture and its source package."""
+
+    name: str
+    version: str
+    architecture: str
+    source: str
+    source_version: str
+
+
+def parse_control(text: str) -> DebPackage:
+    """A DebPackage from control fields (`dpkg-deb -f` or `dpkg-query -W` output in the same shape).
+
+    `Source: openssl (3.0.11-1)` names the source version when it differs from the binary's."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not line.startswith(" "):
+            fields[key.strip()] = value.strip()
+    try:
+        name, version, arch = fields["Package"], fields["Version"], fields["Architecture"]
+    except KeyError as e:
+        raise DebianError(f"control fields without {e.args[0]}: {text[:200]!r}") from None
+    source, _, source_version = (fields.get("Source") or name).partition(" ")
+    return DebPackage(name, version, arch, source, source_version.strip("()") or version)
+
+
+@dataclass(frozen=True)
 class Sysroot:
     """The unpacked packages: a tree shaped like the target's / (usr/lib/<triplet>, usr/include, ...)."""
 
     root: Path
     triplet: str  # aarch64-linux-gnu
     owners: dict[str, str]  # path inside root ("usr/lib/.../libssl.so.3") → package name
+    packages: dict[str, DebPackage] = field(default_factory=dict)  # package name → what it is
 
     @property
     def library_dirs(self) -> list[Path]:
@@ -54,6 +83,15 @@ class Sysroot:
     @property
     def stdlib(self) -> Path:
         return self.root / "usr" / "lib" / "python{}.{}".format(*PYTHON_VERSION)
+
+    def owner(self, path: Path) -> DebPackage | None:
+        """The package that brought a file of the sysroot (a path inside `root`)."""
+        try:
+            relative = path.relative_to(self.root)
+        except ValueError:
+            relative = path.resolve().relative_to(self.root.resolve())
+        name = self.owners.get(relative.as_posix())
+        return None if name is None else self.packages.get(name)
 
     def copyright(self, path: Path) -> tuple[str, Path] | None:
         """(package, its copyright file) for a file of the sysroot."""
@@ -64,11 +102,16 @@ class Sysroot:
         return (package, copyright_file) if copyright_file.is_file() else None
 
 
-def cache_dir(arch: str) -> Path:
+def cache_root() -> Path:
+    """Where cross builds keep what they download, one folder per Debian architecture."""
     base = os.environ.get("K8SAUDIT_EKS_PY_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "k8saudit-eks-py"
     )
-    return Path(base) / "cross" / arch
+    return Path(base) / "cross"
+
+
+def cache_dir(arch: str) -> Path:
+    return cache_root() / arch
 
 
 def _cached(debs: Path) -> list[Path] | None:
@@ -169,14 +212,18 @@ def unpack(debs: list[Path], dest: Path, triplet: str) -> Sysroot:
     if shutil.which("dpkg-deb") is None:
         raise DebianError("unpacking Debian packages needs dpkg-deb (apt-get install dpkg)")
     owners: dict[str, str] = {}
+    packages: dict[str, DebPackage] = {}
     for deb in debs:
         subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
+        control = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True)
+        info = parse_control(control.stdout)
+        packages[info.name] = info
         listing = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True)
         package = deb.name.split("_", 1)[0]
         for name in _tar_names(listing.stdout):
             owners[os.path.normpath(name)] = package
     _materialize_links(dest)
-    return Sysroot(dest, triplet, owners)
+    return Sysroot(dest, triplet, owners, packages)
 
 
 def _tar_names(data: bytes) -> list[str]:

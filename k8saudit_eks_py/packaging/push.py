@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from k8saudit_eks_py import REQUIRED_API_VERSION, install_hint
-from k8saudit_eks_py.packaging import oci
+from k8saudit_eks_py.packaging import oci, sbom
 from k8saudit_eks_py.packaging.naming import ARTIFACT_NAME, oci_arch
 from k8saudit_eks_py.packaging.reference import Reference, parse_reference
 
@@ -27,6 +27,7 @@ class PushResult:
     tags: tuple[str, ...]
     index_digest: str
     manifest_digests: dict[str, str]  # "linux/amd64" → digest
+    sbom_digests: dict[str, str]  # "linux/amd64" → digest of the SBOM artifact referring to that manifest
 
 
 def _registry(reference: Reference, insecure: bool, username: str | None, password: str | None) -> Any:
@@ -144,6 +145,7 @@ def push_artifact(
     config = oci.config_blob(ARTIFACT_NAME, version, REQUIRED_API_VERSION)
     _upload_blob(registry, container, config)
     manifests: list[tuple[oci.Blob, str, str]] = []
+    sboms: dict[str, str] = {}
     for tarball in tarballs:
         os_, arch = platform_of(tarball)
         data = tarball.read_bytes()
@@ -153,6 +155,7 @@ def push_artifact(
         manifest = oci.image_manifest(config, layer)
         _put_manifest(registry, container, manifest, manifest.digest)
         manifests.append((manifest, os_, arch))
+        sboms[f"{os_}/{arch}"] = _push_sbom(registry, container, tarball, manifest)
     if len({(o, a) for _, o, a in manifests}) != len(manifests):
         raise PushError("two tarballs for the same platform")
     index = oci.image_index(manifests)
@@ -164,4 +167,22 @@ def push_artifact(
         tags=tags,
         index_digest=index.digest,
         manifest_digests={f"{o}/{a}": m.digest for m, o, a in manifests},
+        sbom_digests=sboms,
     )
+
+
+def _push_sbom(registry: Any, container: Any, tarball: Path, manifest: oci.Blob) -> str:
+    """The tarball's SBOM (with its digest) as a referrer of its platform manifest, also under the
+    fallback tag for registries without the Referrers API. Returns the referrer's digest."""
+    try:
+        data = sbom.with_tarball(sbom.from_tarball(tarball), tarball)
+    except sbom.SbomError as exc:
+        raise PushError(str(exc)) from None
+    layer = oci.sbom_blob(sbom.sbom_name(tarball.name), data)
+    _upload_blob(registry, container, oci.empty_config())
+    _upload_blob(registry, container, layer)
+    referrer = oci.referrer_manifest(manifest, layer)
+    _put_manifest(registry, container, referrer, referrer.digest)
+    index = oci.referrers_index([referrer])
+    _put_manifest(registry, container, index, oci.referrers_tag(manifest.digest))
+    return referrer.digest

@@ -41,6 +41,7 @@ class RuntimeInfo:
     libpython: str  # soname, e.g. libpython3.11.so.1.0
     distributions: tuple[str, ...]  # "name==version", sorted
     bundled_libraries: tuple[str, ...]  # sonames copied into lib/
+    library_sources: tuple[tuple[str, Path], ...] = ()  # (soname, the file it was copied from)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def _dpkg_copyright(lib_source: Path) -> tuple[str, Path] | None:
     return None
 
 
-def _bundle_libraries(runtime: Path, lib: Path, python: Interpreter, licenses: Path) -> list[str]:
+def _bundle_libraries(runtime: Path, lib: Path, python: Interpreter, licenses: Path) -> dict[str, Path]:
     """Copy every non-glibc library an ELF file of the runtime needs into lib/, then fix RUNPATHs."""
     bundled: dict[str, Path] = {}
     users: dict[Path, set[str]] = {}
@@ -155,7 +156,7 @@ def _bundle_libraries(runtime: Path, lib: Path, python: Interpreter, licenses: P
         wanted = ":".join(dict.fromkeys(entries))
         if wanted != elf.runpath(module):
             elf.set_runpath(module, wanted)
-    return sorted(bundled)
+    return dict(sorted(bundled.items()))
 
 
 def _compile_bytecode(pylib: Path, runtime: Path) -> None:
@@ -240,4 +241,5 @@ def build_runtime(
         libpython=libpython,
         distributions=tuple(f"{d.metadata['Name']}=={d.version}" for d in dists),
         bundled_libraries=tuple(bundled),
+        library_sources=tuple(bundled.items()),
     )

@@ -7,6 +7,7 @@ Pure-Python distributions are copied from this environment whatever the target; 
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -47,9 +48,34 @@ def _matching(
         if len(parts) < 5 or _wheel_name(parts[0]) != _wheel_name(name) or parts[1] != version:
             continue
         abis, platforms = set(parts[-2].split(".")), set(parts[-1].split("."))
-        if abis & pythons and any(p.endswith(f"_{uname_machine}") for p in platforms):
+        if abis & pythons and any(p.endswith(f"_{uname_machine}") or p == "any" for p in platforms):
             return wheel
     return None
+
+
+def wheel_identity(wheel: Path) -> tuple[str, str]:
+    """(normalized name, version) from a wheel's file name."""
+    parts = wheel.name[:-4].split("-")
+    return _wheel_name(parts[0]).replace("_", "-"), parts[1]
+
+
+def record(wheel: Path) -> dict[str, str]:
+    """A wheel's RECORD: path → SHA-256 (hex) of each file it installs, as its publisher wrote it."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = [n for n in archive.namelist() if n.endswith(".dist-info/RECORD") and n.count("/") == 1]
+        if len(names) != 1:
+            raise WheelError(f"{wheel.name} has no RECORD")
+        text = archive.read(names[0]).decode()
+    out = {}
+    for line in text.splitlines():
+        path, _, rest = line.partition(",")
+        parts = PurePosixPath(path).parts
+        if len(parts) > 2 and parts[0].endswith(".data") and parts[1] in ("purelib", "platlib"):
+            path = PurePosixPath(*parts[2:]).as_posix()  # installed into site-packages itself
+        algorithm, _, encoded = rest.partition(",")[0].partition("=")
+        if algorithm == "sha256":
+            out[path] = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).hex()
+    return out
 
 
 def fetch(

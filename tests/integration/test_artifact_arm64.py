@@ -8,16 +8,23 @@ that tests/setup-system fills: the build runs with --offline and the tests only 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import platform
+import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cyclonedx import spdx
+from packageurl import PackageURL
 
 from k8saudit_eks_py.cli import main as cli_main
-from k8saudit_eks_py.packaging import check_package, elf, project_version
-from tests.support import emulation, rootfs, unpacked
+from k8saudit_eks_py.packaging import check_package, debian, elf, licences, project_version
+from tests.support import emulation, registry, rootfs, sbom_checks, unpacked
 from tests.support.moto_server import moto_server
 from tests.support.registry import falcoctl_extract, local_registry, pull_plugin
 
@@ -31,6 +38,9 @@ EVENTS = 400  # the whole first reference set: a smoke test, emulation is slow
 DEV_EVENTS = "audit-events-dev.jsonl"
 GOLDEN = "golden-dev.jsonl"
 ARCHES = ("amd64", "arm64")
+ROOT = Path(__file__).resolve().parents[2]
+MACHINES = {"x86_64": "amd64", "aarch64": "arm64"}
+SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +51,10 @@ def tarballs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     built = {p.name.rsplit("-", 1)[1].removesuffix(".tar.gz"): p for p in out.glob("*.tar.gz")}
     assert sorted(built) == ["aarch64", "x86_64"]
     return built
+
+
+def _beside(tarball: Path) -> Path:
+    return tarball.with_name(tarball.name.removesuffix(".tar.gz") + ".cdx.json")
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +105,7 @@ def arm64_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ---------------------------------------------------------------------------------------------- tarball
 
 
-def test_arm64_tarball_is_aarch64_within_budget_and_reproducible(
-    tarballs: dict[str, Path], tmp_path: Path
-) -> None:
+def test_arm64_tarball_is_aarch64_and_within_budget(tarballs: dict[str, Path], tmp_path: Path) -> None:
     tarball = tarballs["aarch64"]
     assert tarball.name == f"k8saudit-eks-py-{project_version()}-linux-aarch64.tar.gz"
     for name, built in sorted(tarballs.items()):
@@ -117,10 +129,23 @@ def test_arm64_tarball_is_aarch64_within_budget_and_reproducible(
     site = plugins / RUNTIME / "lib" / "python3.11" / "site-packages"
     assert [p.name for p in site.glob("orjson/orjson.cpython-311-aarch64-linux-gnu.so")]
     assert [p.name for p in site.glob("_cffi_backend.cpython-311-aarch64-linux-gnu.so")]
-    # Same inputs, same bytes: a second build on its own gives the identical tarball.
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_a_second_build_gives_the_same_tarball_and_sbom(
+    tarballs: dict[str, Path], machine: str, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """Same inputs, same bytes, the SBOM included (no wall-clock time in it): `package --sbom` rebuilds on
+    its own and prints an SBOM identical to the first build's, tarball digest included."""
+    tarball = tarballs[machine]
     again = tmp_path / "again"
-    assert cli_main(["package", "--platform", "linux/arm64", "--offline", "--out", str(again)]) == 0
+    platform = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}[machine]
+    capsysbinary.readouterr()
+    assert cli_main(["package", "--platform", platform, "--offline", "--out", str(again), "--sbom"]) == 0
+    printed = capsysbinary.readouterr().out
     assert (again / tarball.name).read_bytes() == tarball.read_bytes()
+    assert printed == _beside(tarball).read_bytes()
+    assert printed == (again / _beside(tarball).name).read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -143,6 +168,246 @@ def test_one_tag_holds_both_platforms_and_a_pull_by_platform_gets_its_tarball(
     assert by_arch["amd64"].config == by_arch["arm64"].config
     with pytest.raises(ValueError, match="0 manifests for linux/s390x"):
         pull_plugin(registry_host, REPOSITORY, pushed, "linux", "s390x")
+
+
+def test_each_platform_has_its_sbom_as_a_referrer_that_falcoctl_never_sees(
+    tarballs: dict[str, Path], pushed: str, registry_host: str
+) -> None:
+    """The SBOM refers to its platform's manifest (OCI subject): the index falcoctl resolves still lists only
+    the two plugin manifests, each with its one plugin layer, and a pull by platform gets the tarball."""
+    index = pull_plugin(registry_host, REPOSITORY, pushed, "linux", "amd64").index
+    assert [m["platform"] for m in index["manifests"]] == [
+        {"architecture": "amd64", "os": "linux"},
+        {"architecture": "arm64", "os": "linux"},
+    ]
+    for machine, arch in MACHINES.items():
+        pulled = pull_plugin(registry_host, REPOSITORY, pushed, "linux", arch)
+        assert pulled.layer == tarballs[machine].read_bytes()
+        (subject,) = [m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == arch]
+        (referrer,) = registry.referrers(registry_host, REPOSITORY, subject)
+        assert referrer["artifactType"] == SBOM_MEDIA_TYPE
+        manifest = registry.manifest(registry_host, REPOSITORY, referrer["digest"])
+        assert manifest["subject"]["digest"] == subject
+        assert manifest["artifactType"] == SBOM_MEDIA_TYPE
+        (layer,) = manifest["layers"]
+        assert layer["mediaType"] == SBOM_MEDIA_TYPE
+        sbom = registry.blob(registry_host, REPOSITORY, layer["digest"])
+        assert sbom == _beside(tarballs[machine]).read_bytes()
+        # The SBOM names the very layer falcoctl downloads.
+        [digest] = json.loads(sbom)["metadata"]["component"]["hashes"]
+        assert f"sha256:{digest['content']}" == pulled.manifest["layers"][0]["digest"]
+
+
+# ---------------------------------------------------------------------------------------------- SBOM
+
+
+@pytest.fixture(scope="module")
+def unpacked_tarballs(tarballs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each tarball unpacked as falcoctl does (uname -m → plugins directory)."""
+    out = {}
+    for machine, tarball in tarballs.items():
+        plugins = tmp_path_factory.mktemp(f"sbom-{machine}") / "plugins"
+        plugins.mkdir()
+        falcoctl_extract(tarball, plugins)
+        out[machine] = plugins
+    return out
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_sbom_is_valid_cyclonedx_and_states_digest_commit_and_rebuild(
+    tarballs: dict[str, Path], unpacked_tarballs: dict[str, Path], machine: str
+) -> None:
+    tarball = tarballs[machine]
+    data = _beside(tarball).read_bytes()
+    assert sbom_checks.validation_errors(data) == []
+    broken = json.loads(data)
+    broken["metadata"]["component"]["checksum"] = "not a CycloneDX field"
+    assert sbom_checks.validation_errors(json.dumps(broken).encode())  # the validator does refuse
+    inside_data = (unpacked_tarballs[machine] / RUNTIME / "sbom.cdx.json").read_bytes()
+    assert sbom_checks.validation_errors(inside_data) == []
+    doc, inside = json.loads(data), json.loads(inside_data)
+
+    # The copy beside the tarball is the one inside plus the tarball's digest.
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    subject = doc["metadata"]["component"]
+    assert subject["hashes"] == [{"alg": "SHA-256", "content": digest}]
+    assert [r["hashes"] for r in subject["externalReferences"] if r["url"] == tarball.name] == [
+        [{"alg": "SHA-256", "content": digest}]
+    ]
+    assert sbom_checks.prop(doc["metadata"], "tarball-sha256") == [digest]
+    assert "hashes" not in inside["metadata"]["component"]
+    assert inside["components"] == doc["components"]
+
+    # The project is the subject, with its version and commit; the time is the commit's (or
+    # SOURCE_DATE_EPOCH), never the wall clock; the rebuild command names the commit and the platform.
+    arch = MACHINES[machine]
+    assert (subject["name"], subject["version"]) == ("k8saudit-eks-py", project_version())
+    head = _git("rev-parse", "HEAD")
+    assert subject["pedigree"] == {"commits": [{"uid": head}]}
+    assert sbom_checks.prop(subject, "commit") == [head]
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or _git("log", "-1", "--format=%ct"))
+    assert doc["metadata"]["timestamp"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    assert sbom_checks.prop(doc["metadata"], "platform") == [f"linux/{arch}"]
+    [rebuild] = sbom_checks.prop(doc["metadata"], "rebuild")
+    assert f"git checkout {head} " in rebuild and f"--platform linux/{arch} --offline" in rebuild
+    assert "SOURCE_DATE_EPOCH=" in rebuild
+    for component in doc["components"]:
+        if component["bom-ref"].startswith("pypi:"):
+            assert f"'{component['name']}=={component['version']}'" in rebuild
+    [workflow] = doc["formulation"][0]["workflows"]
+    assert workflow["steps"][0]["commands"] == [{"executed": rebuild}]
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_every_shipped_file_belongs_to_one_component_and_every_component_is_shipped(
+    tarballs: dict[str, Path], unpacked_tarballs: dict[str, Path], machine: str
+) -> None:
+    doc = sbom_checks.load(_beside(tarballs[machine]))
+    root = unpacked_tarballs[machine]
+    owners, twice = sbom_checks.owners(doc)
+    assert twice == []
+    shipped = sbom_checks.files(root)
+    assert sorted(shipped - owners.keys()) == [], "files of the tarball no component accounts for"
+    assert sorted(owners.keys() - shipped) == [], "files the SBOM lists that the tarball lacks"
+    elves = sbom_checks.elf_files(root)
+    assert len(elves) > 30 and elves <= owners.keys()
+    packages = sbom_checks.package_dirs(root)
+    site = f"{RUNTIME}/lib/python3.11/site-packages"
+    assert {f"{site}/botocore", f"{site}/k8saudit_eks_py", f"{RUNTIME}/lib/python3.11/json"} <= packages
+    for package in packages:
+        assert f"{package}/__init__.py" in owners
+        if package.startswith(
+            site + "/"
+        ):  # a distribution's package: all its modules are that distribution's
+            modules = [f for f in shipped if f.rsplit("/", 1)[0] == package and f.endswith(".py")]
+            assert len({owners[m] for m in modules}) == 1, package
+    refs = [c["bom-ref"] for c in sbom_checks.all_components(doc)]
+    assert len(refs) == len(set(refs))
+    assert set(owners.values()) == set(refs), "components that ship no file"
+    python = "cpython" if machine == "x86_64" else "deb:libpython3.11"
+    assert owners[SO] == owners[f"{site}/k8saudit_eks_py/plugin.py"] == "k8saudit-eks-py"
+    assert owners[f"{RUNTIME}/sbom.cdx.json"] == "k8saudit-eks-py"
+    assert owners[f"{RUNTIME}/lib/libpython3.11.so.1.0"] == python
+    assert owners[f"{RUNTIME}/lib/libssl.so.3"] == owners[f"{RUNTIME}/lib/libcrypto.so.3"] == "deb:libssl3"
+    assert owners[f"{site}/orjson/orjson.cpython-311-{machine}-linux-gnu.so"] == "pypi:orjson"
+    counts = {ref: sum(1 for r in owners.values() if r == ref) for ref in refs}
+    print(f"\n{machine}: {len(refs)} components, {len(shipped)} files: {counts}")
+
+
+def _shipped_distributions(site: Path) -> dict[str, str]:
+    found = {}
+    for metadata_file in site.glob("*.dist-info/METADATA"):
+        header = metadata_file.read_text(encoding="utf-8").split("\n\n", 1)[0]
+        fields = dict(line.split(": ", 1) for line in header.splitlines() if ": " in line)
+        found[re.sub(r"[-_.]+", "-", fields["Name"]).lower()] = fields["Version"]
+    return found
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_sbom_versions_are_those_shipped_and_their_sources(
+    tarballs: dict[str, Path], unpacked_tarballs: dict[str, Path], machine: str
+) -> None:
+    doc = sbom_checks.load(_beside(tarballs[machine]))
+    site = unpacked_tarballs[machine] / RUNTIME / "lib" / "python3.11" / "site-packages"
+    purls = {c["bom-ref"]: PackageURL.from_string(c["purl"]) for c in sbom_checks.all_components(doc)}
+    pypi = {p.name: p.version for ref, p in purls.items() if p.type == "pypi"}
+    shipped = _shipped_distributions(site)
+    assert shipped.pop("k8saudit-eks-py") == project_version()
+    assert pypi == shipped
+    assert {"boto3", "botocore", "orjson", "cffi"} <= pypi.keys()
+    debs = {p.name: p for p in purls.values() if p.type == "deb"}
+    assert {"libssl3", "zlib1g", "libffi8"} <= debs.keys()
+    for purl in debs.values():
+        assert purl.qualifiers["arch"] == MACHINES[machine] and purl.qualifiers["distro"] == "debian-12"
+    # Every PyPI component names the wheel it came in by its SHA-256: a wheel cached by --download-only
+    # (tests/setup-system), the target's build for the compiled ones.
+    cached = {
+        hashlib.sha256(w.read_bytes()).hexdigest(): w.name for w in debian.cache_root().glob("*/wheels/*.whl")
+    }
+    for component in doc["components"]:
+        if component["bom-ref"].startswith("pypi:"):
+            assert "hashes" in component, (
+                f"{component['name']}: no wheel hash (tests/setup-system caches them)"
+            )
+            [digest] = component["hashes"]
+            wheel = cached[digest["content"]]
+            assert wheel.startswith(f"{component['name'].replace('-', '_')}-{component['version']}-"), wheel
+            assert wheel.endswith("-any.whl") or machine in wheel, wheel
+            assert any(wheel in p["value"] for p in component["properties"]), wheel
+    if machine == "aarch64":
+        # Debian's arm64 packages, as cached by --download-only.
+        cache = debian.cache_dir("arm64")
+        files = json.loads((cache / "debs" / "debs.json").read_text())
+        for name, purl in debs.items():
+            control = subprocess.run(
+                ["dpkg-deb", "-f", str(cache / "debs" / files[name]), "Version"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert purl.version == control.stdout.strip(), name
+        assert {"libpython3.11", "libpython3.11-minimal", "libpython3.11-stdlib"} <= debs.keys()
+    else:
+        for name, purl in debs.items():
+            installed = subprocess.run(
+                ["dpkg-query", "-W", "-f=${Version}", f"{name}:amd64"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert purl.version == installed.stdout, name
+        (cpython,) = [c for c in doc["components"] if c["bom-ref"] == "cpython"]
+        assert cpython["version"] == platform.python_version()
+        assert cpython["cpe"] == f"cpe:2.3:a:python:python:{platform.python_version()}:*:*:*:*:*:*:*"
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_every_component_licence_is_known_allowed_and_its_text_shipped(
+    tarballs: dict[str, Path], unpacked_tarballs: dict[str, Path], machine: str
+) -> None:
+    doc = sbom_checks.load(_beside(tarballs[machine]))
+    root = unpacked_tarballs[machine]
+    owners, _ = sbom_checks.owners(doc)
+    seen = {}
+    for component in sbom_checks.all_components(doc):
+        ref = component["bom-ref"]
+        [entry] = component["licenses"]
+        expression = entry["expression"]
+        for identifier in licences.identifiers(expression):
+            assert spdx.is_supported_id(identifier) or identifier == "LicenseRef-public-domain", (
+                ref,
+                identifier,
+            )
+        assert licences.compatible(expression), (ref, expression)
+        texts = sbom_checks.prop(component, "licence-text")
+        assert texts, f"{ref} ships no licence text"
+        assert all(t in owners and (root / t).stat().st_size > 0 for t in texts), (ref, texts)
+        assert max((root / t).stat().st_size for t in texts) > 500, (ref, texts)  # a licence, not a notice
+        seen[ref] = expression
+    # What orjson compiles in (its Rust crates), from the SBOM its wheel ships: licences checked the same way.
+    (orjson,) = [c for c in doc["components"] if c["name"] == "orjson"]
+    crates = orjson["components"]
+    assert {"pyo3-ffi", "simdutf8"} <= {c["name"] for c in crates}
+    assert {PackageURL.from_string(c["purl"]).type for c in crates} == {"cargo"}
+    for crate in crates:
+        [entry] = crate["licenses"]
+        assert licences.compatible(entry["expression"]), (crate["name"], entry)
+        assert all(spdx.is_supported_id(i) for i in licences.identifiers(entry["expression"])), crate["name"]
+    [own] = orjson["externalReferences"]
+    assert own["type"] == "bom" and own["url"] in owners and owners[own["url"]] == "pypi:orjson"
+    licence_dir = root / RUNTIME / "licenses"
+    assert (licence_dir / "k8saudit-eks-py-LICENSE.txt").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    assert (
+        b"PYTHON SOFTWARE FOUNDATION LICENSE VERSION 2" in (licence_dir / "CPython-LICENSE.txt").read_bytes()
+    )
+    assert seen["k8saudit-eks-py"] == "Apache-2.0" and seen["deb:libssl3"] == "Apache-2.0"
+    print(f"\n{machine} licences: {sorted(set(seen.values()))}")
 
 
 # ---------------------------------------------------------------------------------------------- emulated

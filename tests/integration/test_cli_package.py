@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +67,9 @@ def fake_tarball(tmp_path: Path) -> Path:
         (["x.tar.gz", "--push", "127.0.0.1:1/x/y", "--platform", "all"], "--platform chooses what to build"),
         (["--download-only"], "--download-only is for another platform's build: add --platform linux/arm64"),
         (["--download-only", "--platform", "all", "--offline"], "--download-only only fills the cache"),
+        (["--sbom", "--platform", "all"], "--sbom prints one SBOM: give one TARBALL, or --platform"),
+        (["a.tar.gz", "b.tar.gz", "--sbom"], "--sbom prints one SBOM: give one TARBALL"),
+        (["--sbom", "--push", "127.0.0.1:1/x/y"], "--sbom prints one SBOM: drop --push"),
     ],
 )
 def test_usage_mistakes_fail_fast_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -183,3 +187,29 @@ def test_plain_http_registry_without_insecure_hints_at_it(
     line = _one_error_line(proc)
     assert "answers plain HTTP, not HTTPS; add --insecure" in line
     assert "WRONG_VERSION_NUMBER" not in line
+
+
+def test_sbom_of_a_file_that_is_not_a_tarball_is_one_line(fake_tarball: Path, tmp_path: Path) -> None:
+    proc = package("--sbom", str(fake_tarball), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"cannot read the SBOM of {fake_tarball}" in _one_error_line(proc)
+    assert proc.stdout == ""
+
+
+def test_sbom_of_a_tarball_built_without_one_says_so(tmp_path: Path) -> None:
+    library = tmp_path / "libk8saudit-eks-py.so"
+    library.write_bytes(b"\x7fELF")
+    tarball = tmp_path / TARBALL
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(library, arcname=library.name)
+    proc = package("--sbom", str(tarball), cwd=tmp_path)
+    assert proc.returncode == 1
+    line = _one_error_line(proc)
+    assert f"{TARBALL} carries no k8saudit-eks-py-runtime/sbom.cdx.json: build it again" in line
+
+
+def test_a_source_date_epoch_that_is_not_a_number_is_one_line(tmp_path: Path) -> None:
+    proc = package("--out", str(tmp_path / "dist"), cwd=tmp_path, env={"SOURCE_DATE_EPOCH": "yesterday"})
+    assert proc.returncode == 1
+    assert "SOURCE_DATE_EPOCH='yesterday' is not a number of seconds" in _one_error_line(proc)
+    assert not list((tmp_path / "dist").glob("*.tar.gz"))

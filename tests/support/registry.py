@@ -169,3 +169,26 @@ def falcoctl_extract(tarball: Path, dest: Path) -> list[Path]:
                 raise ValueError(f"extractTarGz: unknown type {member.type!r} in {member.name}")
             created.append(target)
     return created
+
+
+# ---- referrers (the SBOM), read the way `oras discover` does on a registry without the Referrers API ----
+
+
+def referrers(host: str, repository: str, subject: str) -> list[dict[str, Any]]:
+    """Descriptors of the artifacts that refer to manifest `subject`, from the fallback tag sha256-<hex>."""
+    base = f"http://{host}/v2/{repository}"
+    raw, content_type = _get(f"{base}/manifests/{subject.replace(':', '-', 1)}", INDEX)
+    if content_type != INDEX:
+        raise ValueError(f"the referrers tag of {subject} is {content_type}, not an image index")
+    manifests: list[dict[str, Any]] = json.loads(raw)["manifests"]
+    return manifests
+
+
+def manifest(host: str, repository: str, digest: str) -> dict[str, Any]:
+    raw, _ = _get(f"http://{host}/v2/{repository}/manifests/{digest}", MANIFEST)
+    loaded: dict[str, Any] = json.loads(_verified(raw, digest))
+    return loaded
+
+
+def blob(host: str, repository: str, digest: str) -> bytes:
+    return _verified(_get(f"http://{host}/v2/{repository}/blobs/{digest}")[0], digest)

@@ -83,3 +83,31 @@ def test_the_target_wheel_is_picked_and_unpacked_without_pips_bookkeeping(tmp_pa
         "demo_pkg/_speed.cpython-311-aarch64-linux-gnu.so",
     ]
     assert os.access(site / "demo_pkg" / "_speed.cpython-311-aarch64-linux-gnu.so", os.X_OK)
+
+
+def test_a_wheels_record_gives_each_installed_path_its_sha256(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    def entry(path: str, data: bytes) -> str:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        return f"{path},sha256={digest},{len(data)}"
+
+    record = "\n".join(
+        [
+            entry("demo_pkg/__init__.py", b""),
+            entry("demo_pkg-1.2.data/purelib/demo_extra.py", b"y = 2\n"),
+            "demo_pkg-1.2.dist-info/RECORD,,",
+        ]
+    )
+    wheel = _wheel(
+        tmp_path / "demo_pkg-1.2-py3-none-any.whl",
+        {"demo_pkg/__init__.py": b"", "demo_pkg-1.2.dist-info/RECORD": record.encode()},
+    )
+    assert wheels.record(wheel) == {
+        "demo_pkg/__init__.py": hashlib.sha256(b"").hexdigest(),
+        "demo_extra.py": hashlib.sha256(b"y = 2\n").hexdigest(),
+    }
+    assert wheels.wheel_identity(wheel) == ("demo-pkg", "1.2")
+    # A pure wheel serves every target.
+    assert wheels.fetch("demo-pkg", "1.2", "aarch64", tmp_path, (3, 11), offline=True) == wheel

@@ -28,6 +28,7 @@ def schedules(mode: str, count: int, first: int) -> None:
     events = repeats = calls = most_batches = 0
     longest = 0.0
     slow_falco = 0
+    disordered = 0  # poll schedules whose simulated CloudWatch makes events visible out of order
     counters: dict[str, int] = {}
     started = time.process_time()
     for seed in range(first, first + count):
@@ -38,6 +39,7 @@ def schedules(mode: str, count: int, first: int) -> None:
         most_batches = max(most_batches, result.outcome.repeated_batches_max)
         longest = max(longest, result.outcome.repeated_span_max)
         slow_falco += result.outcome.slow_falco_repeats
+        disordered += bool(result.plan.disorder)
         for name, value in result.outcome.counters.items():
             counters[name] = counters.get(name, 0) + value
         if not result.ok:
@@ -46,7 +48,8 @@ def schedules(mode: str, count: int, first: int) -> None:
     took = time.process_time() - started
     print(
         f"{mode}: {count} schedules in {took:.1f} s CPU ({count / took:.1f}/s), {events} events, "
-        f"{repeats} repeated deliveries, {calls} DynamoDB calls, violations in {len(failed)}: {failed[:20]}"
+        f"{repeats} repeated deliveries, {calls} DynamoDB calls, violations in {len(failed)}: {failed[:20]}; "
+        f"{disordered} with visibility disorder"
     )
     print(
         f"  {counters}; with DynamoDB failing, one holding repeated at most {most_batches} batches, "

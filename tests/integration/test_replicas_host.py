@@ -29,7 +29,8 @@ BATCH = 128  # the shim's largest batch: what a killed host may have had in flig
 class Replicas:
     """Host processes of one test, all with the same config (the same falco.yaml)."""
 
-    def __init__(self, host: Host, tmp_path: Path, moto: MotoServer, clusters: int) -> None:
+    def __init__(self, host: Host, tmp_path: Path, moto: MotoServer, clusters: int, **overrides: Any) -> None:
+        self.overrides = overrides  # init_config values instead of this class's
         tag = uuid.uuid4().hex[:6]
         self.clusters = [f"c{i}-{tag}" for i in range(clusters)]
         self.table = new_table(moto.url)
@@ -50,6 +51,7 @@ class Replicas:
             "region": "us-east-1",
             "shift": 600,
             "polling_interval": 1,
+            **self.overrides,
         }
         return orjson.dumps(values).decode()
 
@@ -86,8 +88,8 @@ class Replicas:
 def replicas(host: Host, tmp_path: Path, moto: MotoServer) -> Iterator[Any]:
     made: list[Replicas] = []
 
-    def make(clusters: int) -> Replicas:
-        made.append(Replicas(host, tmp_path, moto, clusters))
+    def make(clusters: int, **overrides: Any) -> Replicas:
+        made.append(Replicas(host, tmp_path, moto, clusters, **overrides))
         return made[-1]
 
     yield make
@@ -130,6 +132,21 @@ def test_three_replicas_three_clusters_each_event_exactly_once(replicas: Any) ->
     assert [k for k, n in seen.items() if n > 1] == []
     for p in procs:
         assert p.summary()["rc"] in (-1, 0) and p.summary()["max_batch_ms"] < 1000, p.summary()
+
+
+def test_events_written_just_after_the_replicas_opened_are_all_delivered(replicas: Any) -> None:
+    """Two replicas open, then their clusters start receiving events: the events of the first second
+    are not lost to start-up (a log group's origin is its first holder's open time - shift, not the time
+    of a take that comes after the start-up pause)."""
+    r = replicas(3, shift=1, lease_duration=12)  # a start-up pause of 2 s before the first takes
+    r.traffic.per_tick, r.traffic.tick_s = 1, 0.1  # 10 events/s per cluster
+    procs = [r.start(), r.start()]
+    assert wait_for(lambda: all(any("opened" in row for row in p.lines()) for p in procs), 30)
+    r.traffic.start()
+    assert wait_for(lambda: sum(len(ids) for ids in r.traffic.sent.values()) >= 240, 30)
+    seen = _settle_and_finish(r, procs)
+    assert max(seen.values()) == 1, [i for i, n in seen.items() if n > 1][:10]
+    assert all(p.clusters_since(0) for p in procs)  # both replicas read
 
 
 def test_kill_9_of_a_replica_moves_its_unit_to_a_survivor(replicas: Any) -> None:

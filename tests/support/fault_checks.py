@@ -46,8 +46,10 @@ _DECLARED = re.compile(
 def _declared(r: Replica) -> Counter[str]:
     """Unit → the repeats replica `r` declared (rate-limited lines undercount: never too lenient)."""
     out: Counter[str] = Counter()
-    for m in _DECLARED.finditer(r.proc.stderr()):
-        out[m.group(1)] += int(m.group(2))
+    for _, line in r.proc.stamped_stderr():
+        m = _DECLARED.search(line)
+        if m:
+            out[m.group(1)] += int(m.group(2))
     return out
 
 

@@ -22,6 +22,7 @@ class FakeProc:
     batches: list[tuple[float, list[tuple[float, str]]]] = field(default_factory=list)
     took: list[float] = field(default_factory=list)
     name: str = ""
+    said: list[str] = field(default_factory=list)  # other stderr lines (stamped at 0)
 
     def lines(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -31,7 +32,8 @@ class FakeProc:
         return rows
 
     def stamped_stderr(self) -> list[tuple[float, str]]:
-        return [(t, f"[k8saudit-eks] info: replica {self.name} took {KEY} (free)") for t in self.took]
+        took = [(t, f"[k8saudit-eks] info: replica {self.name} took {KEY} (free)") for t in self.took]
+        return took + [(0.0, line) for line in self.said]
 
 
 @dataclass
@@ -103,3 +105,21 @@ def test_a_paused_replica_may_return_one_batch_on_resuming_but_not_keep_deliveri
     r0.proc.batches.append((111.0, events(4, 2, 111.0)))  # type: ignore[attr-defined]
     problems = check(outcome([r0, r1], sent))
     assert any(p.startswith("OVERLAP on c0") for p in problems), problems
+
+
+def test_repeats_a_replica_declared_are_accepted_and_no_more() -> None:
+    """Poll mode under disorder: a sweep that cannot tell a bucket's delivered events from late ones after
+    a hand-over delivers them all and says how many repeat (README's disorder row)."""
+    sent = {f"a-{n}": 100.5 for n in range(6)}
+    r0 = replica("r0", [100.0], [(101.0, events(0, 3, 101.0)), (102.0, events(3, 3, 102.0))])
+    r1 = replica("r1", [106.0], [(107.0, events(0, 3, 107.0))])  # r0 committed those: no fault
+    said = (
+        "[k8saudit-eks] warning: /aws/eks/c0/cluster: {} events behind a restart's positions delivered again"
+    )
+    r1.proc.said.append(said.format(2))  # type: ignore[attr-defined]
+    problems = check(outcome([r0, r1], sent))
+    assert problems and "REPEATED without a fault before: 1" in problems[0], problems
+    r1.proc.said.append(said.format(1))  # type: ignore[attr-defined]
+    assert check(outcome([r0, r1], sent)) == []
+    r1.proc.said[:] = [said.format(3).replace("/c0/", "/c9/")]  # type: ignore[attr-defined]
+    assert check(outcome([r0, r1], sent)) != []  # declared for another cluster

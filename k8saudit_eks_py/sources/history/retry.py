@@ -70,8 +70,6 @@ class Retrier:
                 result = fn()
                 if complete is not None and not complete(result):
                     raise _Incomplete(f"{operation} answer without its list (cut short?)")
-                if self._pacer is not None:
-                    self._pacer.succeeded(operation)
                 return result
             except aws.Cancelled:
                 raise

@@ -211,6 +211,7 @@ def steady(
         dups = 0
         lags: list[float] = []
         began = time.monotonic()
+        swept: list[tuple[float, dict[str, float]] | None] = [None, None]
         try:
             # Under disorder, read on until the sweep has passed the last events written: its reads are
             # part of the cost, and what it finds is part of what is delivered.
@@ -219,6 +220,13 @@ def steady(
             ):
                 batch, _ = source.next_batch(512, 0.5)
                 now = time.time() * 1000
+                # The steady state with the trailing sweep running: from lookback + 20 s (the sweep
+                # reads a timestamp lookback + 5 s after it) until the writing stops.
+                since = time.monotonic() - began
+                if swept[0] is None and since >= lookback + 20 and thread.is_alive():
+                    swept[0] = (since, source.metrics())
+                if swept[0] is not None and swept[1] is None and not thread.is_alive():
+                    swept[1] = (since, source.metrics())
                 for audit_id in audit_ids(batch):
                     if audit_id in got:
                         dups += 1
@@ -279,6 +287,20 @@ def steady(
         f"poll_lag_seconds at the end {lag_max:.1f}; checkpoint file {ckpt} bytes",
         flush=True,
     )
+    if swept[0] is not None and swept[1] is not None:
+        (t0, m0), (t1, m1) = swept[0], swept[1]
+        d = {k: float(m1.get(k, 0)) - float(m0.get(k, 0)) for k in m1}
+        span = max(t1 - t0, 1e-9)
+        filters = d.get("api_calls_filter_log_events", 0.0)
+        share = 100 * filters / span / QUOTAS["FilterLogEvents"]
+        print(
+            f"  with the sweep running ({span:.0f}s, writing): read amplification "
+            f"{d.get('events_read', 0) / max(d.get('events', 0), 1):.3f}, "
+            f"{1000 * d.get('api_calls', 0) / max(d.get('events', 0), 1):.2f} calls per 1,000 events, "
+            f"FilterLogEvents {filters / span:.2f}/s = {share:.0f}% of quota, DescribeLogStreams "
+            f"{d.get('api_calls_describe_log_streams', 0) / span:.2f}/s",
+            flush=True,
+        )
 
 
 def _by_operation(metrics: dict[str, int | float]) -> dict[str, int]:

@@ -57,6 +57,7 @@ _THROTTLE_CODE = {"Kinesis_20131202": "ProvisionedThroughputExceededException"}
 _EMPTY_PREFIX = "faultproxy-empty:"
 _STUCK_PREFIX = "faultproxy-stuck:"
 _AKID = re.compile(r"Credential=([A-Z0-9]+)/")
+_CREDENTIAL = re.compile(r"Credential=[^/,\s]+/")
 _ISSUED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 _ARN_ACCOUNT = re.compile(r"arn:aws[a-z-]*:logs:[a-z0-9-]+:(\d{12}):log-group:")
 
@@ -402,7 +403,9 @@ class FaultProxy:
             k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")
         }
         if as_key and "Authorization" in headers:
-            headers["Authorization"] = _AKID.sub(f"Credential={as_key}/", headers["Authorization"], count=1)
+            headers["Authorization"] = _CREDENTIAL.sub(
+                f"Credential={as_key}/", headers["Authorization"], count=1
+            )
         headers["Content-Length"] = str(len(body))
         for attempt in range(2):
             conn = self._upstream()

@@ -49,6 +49,7 @@ class Target:
     log_group: str  # name, or ARN for a cluster named by ARN
     request: dict[str, str]
     route: Route
+    name: str = ""  # the EKS cluster's own name (in messages that give a command to run)
 
 
 def targets(config: PluginConfig, region: str, refs: list[ClusterRef]) -> list[Target]:
@@ -57,7 +58,8 @@ def targets(config: PluginConfig, region: str, refs: list[ClusterRef]) -> list[T
         if not ref.by_arn:
             group = config.log_group or ref.log_group
             route = Route(OWN, region, None)
-            out.append(Target(unit_key(config, region, group), label, group, group_request(group), route))
+            key = unit_key(config, region, group)
+            out.append(Target(key, label, group, group_request(group), route, ref.name))
             continue
         arn = ref.log_group_arn
         key = unit_key(config, ref.region, arn)
@@ -68,8 +70,8 @@ def targets(config: PluginConfig, region: str, refs: list[ClusterRef]) -> list[T
         )
         if role:
             route = Route(ref.account, ref.region, role)
-            out.append(Target(key, label, arn, {"logGroupName": ref.log_group}, route))
+            out.append(Target(key, label, arn, {"logGroupName": ref.log_group}, route, ref.name))
         else:
             route = Route(OWN, ref.region, None)
-            out.append(Target(key, label, arn, {"logGroupIdentifier": arn}, route))
+            out.append(Target(key, label, arn, {"logGroupIdentifier": arn}, route, ref.name))
     return out

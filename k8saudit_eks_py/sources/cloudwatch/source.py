@@ -39,6 +39,7 @@ _OWN_COUNTERS = (
     metrics.EVENTS_FOUND_BEHIND,
     metrics.EVENTS_TOO_LATE,
     metrics.EVENTS_REDELIVERED_UNSURE,
+    metrics.ROLE_FAILURES,
 )
 _OPERATION_METRICS = {
     "FilterLogEvents": metrics.CALLS_FILTER_LOG_EVENTS,
@@ -202,7 +203,8 @@ class CloudWatchSource(Poller):
                         )
                         return
                     region = target.route.region
-                    text = aws.open_failure(exc, cluster=cluster, region=region, log_group=log_group)
+                    name = target.name or cluster
+                    text = aws.open_failure(exc, cluster=name, region=region, log_group=log_group)
                     if text is not None:
                         raise OpenError(text) from None
                     if attempt + 1 == self.tuning.preflight_attempts:

@@ -22,7 +22,9 @@ key id of that account, e.g. from an AssumeRole into it): a Logs request whose l
 of a linked account is forwarded with that key in its Authorization header, so moto answers from the linked
 account's data while the caller signed with its own (monitoring account) credentials. What is not modelled:
 OAM sinks and links themselves (any account in linked_keys is linked), and the monitoring account's
-permissions on the linked groups.
+permissions on the linked groups. moto cannot subscribe a log group to a CloudWatch Logs destination (a
+cross-account subscription): the proxy answers such a PutSubscriptionFilter itself and records it with the
+access key that made it (`destination_filters`; `issued` tells which role that key came from).
 
 DynamoDB requests (the lease table) get their own switches: `dynamodb_cut` resets every connection (a
 replica partitioned from DynamoDB), `dynamodb_throttle` / `dynamodb_server_error` answer a share of them
@@ -123,6 +125,8 @@ class Stats:
     held: int = 0  # events left out of FilterLogEvents answers (visibility disorder), counted per answer
     assume_role: dict[str, int] = field(default_factory=dict)  # role ARN → AssumeRole requests seen
     linked: dict[str, int] = field(default_factory=dict)  # account → Logs requests sent as that account
+    issued: dict[str, str] = field(default_factory=dict)  # access key id → the role AssumeRole gave it for
+    destination_filters: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (key, request)
 
     def count(self, kind: str) -> None:
         self.injected[kind] = self.injected.get(kind, 0) + 1
@@ -232,6 +236,11 @@ class FaultProxy:
         if target in f.deny_targets:
             action = target.split(".")[-1]
             return self._error(h, 400, "AccessDeniedException", f"User is not authorized to perform {action}")
+        if target == _LOGS + "PutSubscriptionFilter" and b":destination:" in body:
+            m = _AKID.search(h.headers.get("Authorization", ""))
+            with self._lock:
+                self.stats.destination_filters.append((m.group(1) if m else "", orjson.loads(body)))
+            return self._raw(h, 200, b"{}", "application/x-amz-json-1.1")
         if target not in f.targets:
             if target.startswith(_LOGS) and body:
                 request = orjson.loads(body)
@@ -323,10 +332,11 @@ class FaultProxy:
             )
             return self._raw(h, 403, xml.encode(), "text/xml")
         answer = self._forward(h, body)
-        if first and role in self.faults.expire_roles_once and answer:
-            m = _ISSUED_KEY.search(answer)
-            if m:
-                with self._lock:
+        m = _ISSUED_KEY.search(answer or b"")
+        if m:
+            with self._lock:
+                self.stats.issued[m.group(1).decode()] = role
+                if first and role in self.faults.expire_roles_once:
                     self._expiring.add(m.group(1).decode())
         return None
 

@@ -227,3 +227,40 @@ def test_call_caps_are_per_account_and_region(
     for account in ACCOUNTS:
         assert f"{account} in us-east-1: 5 log groups need about 2.5 FilterLogEvents calls/s" in err, err
     assert "15 log groups need" not in err
+
+
+def test_two_replicas_share_two_prod_clusters_of_two_accounts_in_the_lease_table(
+    moto: MotoServer, proxy: FaultProxy
+) -> None:
+    """coordination_table in the security account (the plugin's own credentials, never a member role):
+    the lease keys hold account and Region, so two `prod` never collide, and the two replicas deliver
+    every event once between them."""
+    from tests.support.leases import new_table, owners, wait_for
+
+    table = new_table(moto.url)
+    clusters = [Cluster(A, "us-east-1", "prod", 1_000_000), Cluster(B, "eu-west-1", "prod", 1_100_000)]
+    expected = set().union(*(seed(moto.url, c, _stamps(40)) for c in clusters))
+    values = {
+        "role_arn": ROLE_TEMPLATE,
+        "coordination_table": table,
+        "coordination_endpoint_url": moto.url,
+        "lease_duration": 3,
+    }
+    items = ",".join(c.arn for c in clusters)
+    sources = [
+        open_cloudwatch(items, make_config(proxy.url, replica_id=r, **values), tuning=FAST)
+        for r in ("r1", "r2")
+    ]
+    try:
+        got: list[str] = []
+        deadline = time.monotonic() + 60
+        while not expected <= set(got) and time.monotonic() < deadline:
+            for s in sources:
+                got.extend(_ids(read_until(s, 10**9, 0.2)))
+        assert wait_for(lambda: len(owners(moto.url, table)) == 2, 10)
+        keys = sorted(owners(moto.url, table))
+    finally:
+        for s in sources:
+            s.close()
+    assert_exactly(got, expected)
+    assert [k.split("|", 1)[1] for k in keys] == sorted(f"{c.region}|{c.group_arn}" for c in clusters)

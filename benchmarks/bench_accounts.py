@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 import _setup
@@ -36,8 +36,12 @@ REGION_OF = {A: "us-east-1", B: "eu-west-1", C: "us-east-1"}
 STREAM = "kube-apiserver-audit-bench"
 
 
+PER_ACCOUNT = [5]  # clusters per account (--clusters)
+USED = list(ACCOUNTS)  # accounts in the run (--accounts)
+
+
 def clusters() -> list[Cluster]:
-    return [Cluster(a, REGION_OF[a], f"c{j}", 0) for a in ACCOUNTS for j in range(5)]
+    return [Cluster(a, REGION_OF[a], f"c{j}", 0) for a in USED for j in range(PER_ACCOUNT[0])]
 
 
 class Writer(threading.Thread):
@@ -127,11 +131,16 @@ def poll_mode(url: str, args: argparse.Namespace) -> None:
     start = time.monotonic()
     writer.start()
     got: list[str] = []
+    worst_lag, behind = 0.0, 0
     while writer.is_alive():
         if args.deny_first and time.monotonic() - start > args.deny_first:
             proxy.faults.deny_roles = ()
         batch, _ = source.next_batch(500, 0.5)
         got.extend(json.loads(p)["auditID"] for _, p in batch)
+        if time.monotonic() - start > 30:  # past the start-up backlog
+            m = source.metrics()
+            worst_lag = max(worst_lag, float(m["poll_lag_seconds"]))
+            behind = max(behind, int(m["groups_behind"]))
     proxy.faults.deny_roles = ()
     elapsed = time.monotonic() - start
     pacers = source.route_pacers()
@@ -141,9 +150,14 @@ def poll_mode(url: str, args: argparse.Namespace) -> None:
     m = source.metrics()
     source.close()
     proxy.close()
-    print(f"poll mode: 3 accounts x 5 clusters, {args.rate} events/s each for {args.seconds:.0f}s")
+    print(
+        f"poll mode: {len(USED)} accounts x {PER_ACCOUNT[0]} clusters, {args.rate} events/s each for "
+        f"{args.seconds:.0f}s; after the first 30 s: worst poll lag {worst_lag:.1f}s, at most {behind} "
+        "groups behind"
+    )
     for account, (d, lost, rep) in tally(got, writer.owner).items():
-        print(f"  account {account} ({REGION_OF[account]}): delivered {d}, lost {lost}, repeated {rep}")
+        if account in USED:
+            print(f"  account {account} ({REGION_OF[account]}): delivered {d}, lost {lost}, repeated {rep}")
     for (account, region), ops in calls.items():
         if not account:
             continue
@@ -175,21 +189,25 @@ def stream_mode(url: str, args: argparse.Namespace) -> None:
     start = time.monotonic()
     writer.start()
     got: list[str] = []
+    names: Counter[str] = Counter()  # ka.cluster.name as Falco extracts it, right after each batch
     while writer.is_alive():
         batch, _ = source.next_batch(500, 0.5)
-        got.extend(json.loads(p)["auditID"] for _, p in batch)
+        ids = [json.loads(p)["auditID"] for _, p in batch]
+        names.update(source.cluster_for(i) or "" for i in ids)
+        got.extend(ids)
     elapsed = time.monotonic() - start
     records = source.metrics().get("api_calls_get_records", 0)
+    before = len(got)
     drain(source, got, set(writer.owner), 60, 5)
-    names = Counter(source.cluster_for(i) or "" for i in set(got))
+    names.update(source.cluster_for(i) or "" for i in got[before:])
     source.close()
-    print(f"stream mode: 3 accounts x 5 clusters, {args.rate} events/s each for {args.seconds:.0f}s")
+    print(
+        f"stream mode: {len(USED)} accounts x {PER_ACCOUNT[0]} clusters, {args.rate} events/s each for "
+        f"{args.seconds:.0f}s"
+    )
     for account, (d, lost, rep) in tally(got, writer.owner).items():
         print(f"  account {account}: delivered {d}, lost {lost}, repeated {rep}")
-    by_account: dict[str, int] = defaultdict(int)
-    for name, n in names.items():
-        by_account[name.split("/")[0]] += n
-    print(f"  ka.cluster.name: {len(names)} distinct names, e.g. {sorted(names)[:2]}")
+    print(f"  ka.cluster.name: {len(names)} distinct names, e.g. {sorted(names)[:2]}, unnamed {names['']}")
     print(f"  calls/s (security account us-east-1 only; no member calls): GetRecords {records / elapsed:.2f}")
 
 
@@ -202,7 +220,11 @@ def main() -> None:
     ap.add_argument("--deny-first", type=float, default=0, help="B's role refused for the first S seconds")
     ap.add_argument("--expire-after", type=int, default=0, help="C's first credentials expire after N calls")
     ap.add_argument("--mode", choices=("poll", "stream", "both"), default="both")
+    ap.add_argument("--clusters", type=int, default=5, help="clusters per account")
+    ap.add_argument("--accounts", type=int, default=3, choices=(1, 2, 3))
     args = ap.parse_args()
+    PER_ACCOUNT[0] = args.clusters
+    del USED[args.accounts :]
     with _setup.local_aws() as server:
         if args.mode in ("poll", "both"):
             poll_mode(server.url, args)

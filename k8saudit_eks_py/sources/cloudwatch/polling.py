@@ -146,7 +146,10 @@ class Poller(Delivery[QueuedEvent, Unit]):
         threads = []
         for key in [self._own_route, *self._route_pacers]:
             t = threading.Thread(
-                target=self._run, args=(key,), name=f"k8saudit-eks-poller-{key[1]}", daemon=True
+                target=self._run,
+                args=(key,),
+                name=f"k8saudit-eks-poller-{key[0] or 'own'}-{key[1]}",
+                daemon=True,
             )
             t.start()
             threads.append(t)

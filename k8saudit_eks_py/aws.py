@@ -5,6 +5,7 @@ With cloudwatch.py, the only module that imports boto3/botocore.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,11 @@ from k8saudit_eks_py import __version__
 from k8saudit_eks_py.account_roles import is_template
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.errors import OpenError
+
+# botocore reports a role session it could not refresh as a warning with a traceback (on Falco's stderr,
+# through Python's last-resort handler) each time; the sources report it themselves, rate-limited per
+# account, with the fix.
+logging.getLogger("botocore.credentials").setLevel(logging.ERROR)
 
 __all__ = [
     "QUOTAS",

@@ -238,7 +238,8 @@ def test_two_replicas_share_two_prod_clusters_of_two_accounts_in_the_lease_table
     from tests.support.leases import new_table, owners, wait_for
 
     table = new_table(moto.url)
-    clusters = [Cluster(A, "us-east-1", "prod", 1_000_000), Cluster(B, "eu-west-1", "prod", 1_100_000)]
+    # (the first test of the module has prod in A's us-east-1 and B's eu-west-1)
+    clusters = [Cluster(A, "eu-west-1", "prod", 1_000_000), Cluster(B, "us-east-1", "prod", 1_100_000)]
     expected = set().union(*(seed(moto.url, c, _stamps(40)) for c in clusters))
     values = {
         "role_arn": ROLE_TEMPLATE,

@@ -71,6 +71,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
     _routes: dict[RouteKey, Route]
     _route_pacers: dict[RouteKey, aws.CallPacer]
     _route_clients: dict[RouteKey, Any]
+    _count_lock: threading.Lock
 
     def _new_client(self) -> Any:
         return aws.make_logs_client(
@@ -83,6 +84,11 @@ class Poller(Delivery[QueuedEvent, Unit]):
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def _count(self, name: str, n: int) -> None:
+        """Add to a counter: several poller threads (one per account and Region) count the same ones."""
+        with self._count_lock:
+            self._counters[name] += n
 
     # -------------------------------------------------------------------------------- routes
 
@@ -178,7 +184,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
             except aws.Cancelled:
                 break
             except Exception as exc:  # a bug must not end the stream: report, back off, go on
-                self._counters[metrics.ERRORS] += 1
+                self._count(metrics.ERRORS, 1)
                 delay = self._backoff(unit.failures)
                 unit.failures += 1
                 unit.due = unit.list_due = self._monotonic() + delay
@@ -333,7 +339,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 return
             u.positions.followed(u.poll_ms)
             u.read_up_to = u.poll_began
-            self._counters[metrics.POLLS] += 1
+            self._count(metrics.POLLS, 1)
             poll = float(self.config.polling_interval)
             if u.poll_found or u.positions.wants_read():
                 u.interval = poll
@@ -383,13 +389,13 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 step.names.append(name)
 
     def _take(self, u: Unit, step: Step, events: list[dict[str, Any]]) -> None:
-        self._counters[metrics.EVENTS_READ] += len(events)
+        self._count(metrics.EVENTS_READ, len(events))
         for ev in events:
             stream = ev.get("logStreamName")
             event_id = ev.get("eventId")
             ts_ms = ev.get("timestamp")
             if not isinstance(event_id, str) or not isinstance(ts_ms, int) or not isinstance(stream, str):
-                self._counters[metrics.MALFORMED] += 1
+                self._count(metrics.MALFORMED, 1)
                 _log(f"{u.log_group}: event without eventId/timestamp/logStreamName skipped", "noid")
                 continue
             if not stream.startswith(self.config.log_stream_prefix):
@@ -404,7 +410,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 step.held.append(ev)
                 continue
             if not new:
-                self._counters[metrics.DUPLICATES_SUPPRESSED] += 1
+                self._count(metrics.DUPLICATES_SUPPRESSED, 1)
                 continue
             self._enqueue(u, step, ev, stream, event_id, ts_ms)
         self._positions_news(u)
@@ -438,12 +444,12 @@ class Poller(Delivery[QueuedEvent, Unit]):
             repeated, g.unsure_delivered = g.unsure_delivered, 0
             late, g.too_late = g.too_late, []
             disorder = g.disorder_max_ms / 1000
-        self._counters[metrics.EVENTS_FOUND_BEHIND] += behind
-        self._counters[metrics.EVENTS_REDELIVERED_UNSURE] += repeated
+        self._count(metrics.EVENTS_FOUND_BEHIND, behind)
+        self._count(metrics.EVENTS_REDELIVERED_UNSURE, repeated)
         if disorder > self._disorder_max_s:
             self._disorder_max_s = disorder
         if late:
-            self._counters[metrics.EVENTS_TOO_LATE] += len(late)
+            self._count(metrics.EVENTS_TOO_LATE, len(late))
             stream, ts_ms = late[0]
             _log(
                 f"{u.log_group}: {len(late)} events became visible more than lookback "
@@ -462,7 +468,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
             self._newest_ingestion_ms = ingestion
         shaped = shape(str(ev.get("message", "")), ts_ms, self.config.max_event_size)
         if isinstance(shaped, Rejected):
-            self._counters[metrics.MALFORMED] += 1
+            self._count(metrics.MALFORMED, 1)
             _log(
                 f"{u.log_group}: skipped a line that is not an audit event ({shaped.reason}), stream "
                 f"{stream}, eventId {event_id}",
@@ -470,9 +476,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
             )
             return
         if shaped.status != "ok":
-            self._counters[
-                metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE
-            ] += 1
+            self._count(metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE, 1)
             _log(
                 f"{u.log_group}: {shaped.status} event of {shaped.original_size} bytes, auditID "
                 f"{shaped.audit_id}: delivered as its metadata ({len(shaped.payload)} bytes)",
@@ -496,8 +500,8 @@ class Poller(Delivery[QueuedEvent, Unit]):
         operation = _operation(step)
         kind = "incomplete" if isinstance(exc, IncompleteResponse) else aws.classify(exc)
         # A throttle is counted once, as a throttle; `errors` is every other failed call.
-        self._counters[metrics.THROTTLES if kind == "throttle" else metrics.ERRORS] += 1
-        self._counters[metrics.RETRIES] += 1
+        self._count(metrics.THROTTLES if kind == "throttle" else metrics.ERRORS, 1)
+        self._count(metrics.RETRIES, 1)
         pacer = self._pacer_of(u.route)
         if kind == "throttle":
             # The quota is shared with someone else: slow the operation down for every group of the
@@ -550,7 +554,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
     def _role_failed(self, u: Unit, exc: BaseException, delay: float) -> None:
         """The role of u's account could not be assumed: only that account's log groups wait (each backs
         off on its own); the next attempt assumes the role afresh."""
-        self._counters[metrics.ROLE_FAILURES] += 1
+        self._count(metrics.ROLE_FAILURES, 1)
         route = self._routes.get(u.route)
         role = route.role_arn if route is not None else ""
         self._renew_route(u.route)

@@ -15,6 +15,7 @@ its lease is safely held.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -132,6 +133,7 @@ class CloudWatchSource(Poller):
         self._newest_ingestion_ms = 0
         self._disorder_max_s = 0.0
         self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop, monotonic)
+        self._count_lock = threading.Lock()
         self._own_route = (OWN, region)
         self._routes = {}
         self._route_pacers = {}

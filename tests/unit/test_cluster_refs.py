@@ -112,3 +112,10 @@ def test_a_plain_name_with_a_role_per_account_fails_open_asking_for_the_arn() ->
     config = parse_config(_config(region="us-east-1", role_arn="arn:aws:iam::{account}:role/r"))
     with pytest.raises(OpenError, match="name it by its ARN"):
         open_cloudwatch("prod", config)
+
+
+def test_tail_takes_arn_items_for_clusters_not_for_a_file_path() -> None:
+    from k8saudit_eks_py.cli.tail import bare_path_hint
+
+    assert bare_path_hint(f"arn:aws:eks:eu-west-1:{A}:cluster/prod,web") is None
+    assert bare_path_hint("some/dir/audit.jsonl") is not None

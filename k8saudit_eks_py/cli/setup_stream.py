@@ -19,6 +19,7 @@ from k8saudit_eks_py.aws_setup.stream_create import (
 __all__ = ["add_parser"]
 
 from k8saudit_eks_py.cluster_refs import parse_items
+from k8saudit_eks_py.eks_names import cluster_name_problem
 
 
 def add_parser(sub: Any) -> None:
@@ -61,6 +62,11 @@ def add_parser(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    bad = [c for c in (i.strip() for i in args.clusters.split(",")) if c and not c.startswith("arn:")]
+    bad = [c for c in bad if cluster_name_problem(c)]
+    if bad:
+        print(f"error: {bad[0]!r} is not an EKS cluster name", file=sys.stderr)
+        return 2
     try:
         refs = parse_items(args.clusters)
     except ValueError as exc:

@@ -41,6 +41,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--external-id", help="external ID passed when assuming the roles (init_config external_id)"
     )
+    p.add_argument(
+        "--cross-account",
+        choices=("role", "observability"),
+        default="role",
+        help="clusters named by ARN: read through a role in their account, or by ARN with these credentials "
+        "from a CloudWatch cross-account observability monitoring account (init_config cross_account)",
+    )
     p.add_argument("--log-group", help="log group to check (default /aws/eks/CLUSTER/cluster)")
     p.add_argument(
         "--clusters",

@@ -13,6 +13,7 @@ import orjson
 from k8saudit_eks_py.account_roles import is_template, role_arns_problem, role_for, template_problem
 from k8saudit_eks_py.aws_setup.check_context import PASS, WARN, CheckResult, Options
 from k8saudit_eks_py.aws_setup.cluster_check import run_checks
+from k8saudit_eks_py.aws_setup.linked_check import run_linked_checks
 from k8saudit_eks_py.aws_setup.poll_capacity import capacity_problem, groups_served
 from k8saudit_eks_py.cluster_refs import ClusterRef, parse_items
 
@@ -57,15 +58,18 @@ def main_accounts(args: argparse.Namespace, print_block: Callable[[list[CheckRes
         groups.setdefault((ref.account, ref.region or (args.region or "")), []).append(ref)
     failed = 0
     table_checked = False
+    observability = args.cross_account == "observability"
     for (account, region), members in groups.items():
         if account:
-            role = role_for(role_arn, role_arns, account, region)
+            role = "" if observability else role_for(role_arn, role_arns, account, region)
             where = f"account {account} in {region}"
         else:
             role = "" if is_template(role_arn) else role_arn
             where = f"own account in {region or 'the default Region'}"
         names = ", ".join(r.name for r in members)
-        print(f"== {where}: {len(members)} cluster(s) ({names}); role {role or '(own credentials)'}")
+        linked = bool(account) and not role  # read by ARN with the plugin's own credentials
+        how = role or ("own credentials, by ARN (observability)" if linked else "(own credentials)")
+        print(f"== {where}: {len(members)} cluster(s) ({names}); role {how}")
         for index, ref in enumerate(members):
             lease_here = not account and not table_checked and bool(args.coordination_table)
             table_checked |= lease_here
@@ -83,7 +87,7 @@ def main_accounts(args: argparse.Namespace, print_block: Callable[[list[CheckRes
                 polling_interval=args.polling_interval,
                 max_api_calls_per_second=args.max_api_calls_per_second,
             )
-            results = run_checks(options)
+            results = run_linked_checks(options, ref.log_group_arn) if linked else run_checks(options)
             if index == len(members) - 1:
                 results.append(_quota_share(len(members), args))
             print(f"-- cluster {ref.name}")

@@ -91,3 +91,24 @@ def test_a_bad_item_or_role_map_is_one_line_and_exit_2(proxy: FaultProxy) -> Non
     assert rc == 2 and out.count("\n") == 1 and "neither an EKS cluster ARN" in out, out
     rc, out = _check(proxy, f"arn:aws:eks:us-east-1:{A}:cluster/x", "--role-arns", '{"1": "x"}')
     assert rc == 2 and out.count("\n") == 1 and "12-digit" in out, out
+
+
+def test_observability_checks_linked_groups_by_arn_and_says_how_to_link_the_others(
+    moto: MotoServer, proxy: FaultProxy
+) -> None:
+    arns = [
+        _cluster(moto.url, a, r, "obs") for a, r in ((A, "us-east-1"), (B, "eu-west-1"), (C, "us-east-1"))
+    ]
+    proxy.faults.linked_keys = {a: account_credentials(moto.url, a)["aws_access_key_id"] for a in (A, B)}
+    rc, out = _check(proxy, ",".join(arns), "--cross-account", "observability")
+    assert rc == 1, out  # C is not linked
+    blocks = {b.split(":")[0]: b for b in out.split("== ")[1:]}
+    for account in (A, B):
+        block = blocks[f"account {account} in {'us-east-1' if account == A else 'eu-west-1'}"]
+        assert "role own credentials, by ARN (observability)" in block
+        assert "✓ linked log group arn:aws:logs:" in block and "✓ recent audit events" in block, block
+    unlinked = blocks[f"account {C} in us-east-1"]
+    assert (
+        "✗ linked log group" in unlinked and f"fix: link account {C} to this monitoring account" in unlinked
+    )
+    assert proxy.stats.linked[A] > 0 and proxy.stats.linked[B] > 0

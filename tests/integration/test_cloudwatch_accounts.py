@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from k8saudit_eks_py import log
+from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources.cloudwatch import open_cloudwatch
 from k8saudit_eks_py.sources.cloudwatch.source import CloudWatchSource
 from tests.support.accounts import (
@@ -265,3 +266,15 @@ def test_two_replicas_share_two_prod_clusters_of_two_accounts_in_the_lease_table
             s.close()
     assert_exactly(got, expected)
     assert [k.split("|", 1)[1] for k in keys] == sorted(f"{c.region}|{c.group_arn}" for c in clusters)
+
+
+def test_a_cluster_of_an_account_without_a_role_fails_open_naming_role_arns(
+    moto: MotoServer, proxy: FaultProxy
+) -> None:
+    """No role for the account and no observability link: read by ARN with the plugin's own credentials,
+    the log group is not found, and open says how to give that account a role."""
+    cluster = Cluster(A, "us-east-1", "no-role", 1_200_000)
+    seed(moto.url, cluster, _stamps(3))
+    config = make_config(proxy.url, role_arns={B: role_of(B)})
+    with pytest.raises(OpenError, match=f"No role is configured for account {A}.*set role_arns"):
+        open_cloudwatch(cluster.arn, config, tuning=FAST)

@@ -208,11 +208,22 @@ class CloudWatchSource(Poller):
                     name = target.name or cluster
                     text = aws.open_failure(exc, cluster=name, region=region, log_group=log_group)
                     if text is not None:
-                        raise OpenError(text) from None
+                        raise OpenError(text + self._no_role_hint(target)) from None
                     if attempt + 1 == self.tuning.preflight_attempts:
                         _log(f"open: {log_group}: {aws.describe(exc)}; starting anyway, will retry")
                     else:
                         self._stop.wait(self._backoff(attempt))
+
+    def _no_role_hint(self, target: Target) -> str:
+        """For a cluster of another account read with the plugin's own credentials (no role for it)."""
+        if "logGroupIdentifier" not in target.request or self.config.cross_account == "observability":
+            return ""
+        account = target.log_group.split(":")[4]
+        return (
+            f". No role is configured for account {account}, so it was read by ARN with Falco's own "
+            "credentials (CloudWatch cross-account observability): set role_arns, or role_arn with "
+            "{account}, to read it through a role in that account"
+        )
 
     def origin_state(self, key: str) -> UnitState:
         """Where a log group never read before starts: open time - shift (called by the lease thread)."""

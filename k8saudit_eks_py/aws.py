@@ -5,6 +5,7 @@ With cloudwatch.py, the only module that imports boto3/botocore.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,8 +31,14 @@ from botocore.exceptions import (
 )
 
 from k8saudit_eks_py import __version__
+from k8saudit_eks_py.account_roles import is_template
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.errors import OpenError
+
+# botocore reports a role session it could not refresh as a warning with a traceback (on Falco's stderr,
+# through Python's last-resort handler) each time; the sources report it themselves, rate-limited per
+# account, with the fix.
+logging.getLogger("botocore.credentials").setLevel(logging.ERROR)
 
 __all__ = [
     "QUOTAS",
@@ -44,7 +51,9 @@ __all__ = [
     "make_client",
     "make_logs_client",
     "open_failure",
+    "own_role",
     "resolve_region",
+    "role_failure",
 ]
 
 ErrorClass = Literal[
@@ -151,11 +160,26 @@ def resolve_region(cfg: PluginConfig) -> str:
     return region
 
 
-def _session(cfg: PluginConfig, region: str) -> boto3.Session:
+def own_role(cfg: PluginConfig) -> str:
+    """The role this plugin's own calls assume: role_arn, unless it is a per-account template (then the
+    plugin's own calls, e.g. to the lease table or the stream, use the default credentials)."""
+    return "" if is_template(cfg.role_arn) else cfg.role_arn
+
+
+def role_failure(exc: BaseException) -> bool:
+    """The failure is STS refusing (or failing) to hand out the role's credentials, not the call itself."""
+    if isinstance(exc, ClientError):
+        return exc.operation_name == "AssumeRole"
+    return isinstance(exc, CredentialRetrievalError)
+
+
+def _session(cfg: PluginConfig, region: str, role_arn: str | None = None) -> boto3.Session:
     """Default credential chain (env, profile/SSO, IRSA web identity, EKS Pod Identity, IMDS), optionally
-    exchanged for role_arn through STS with credentials that refresh themselves before they expire."""
+    exchanged for a role (`role_arn`, default: own_role) through STS with credentials that refresh
+    themselves before they expire (botocore refreshes them 15 minutes ahead)."""
+    role = own_role(cfg) if role_arn is None else role_arn
     base = boto3.Session(profile_name=cfg.profile or None, region_name=region)
-    if not cfg.role_arn:
+    if not role:
         return base
     source = base.get_credentials()
     if source is None:
@@ -167,7 +191,7 @@ def _session(cfg: PluginConfig, region: str) -> boto3.Session:
         # boto3 exposes no public handle on its botocore session; this is the documented-by-use recipe.
         client_creator=base._session.create_client,
         source_credentials=source,
-        role_arn=cfg.role_arn,
+        role_arn=role,
         extra_args=extra,
     )
     assumed = botocore.session.Session()
@@ -187,6 +211,7 @@ def make_client(
     pacer: CallPacer | None = None,
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
+    role_arn: str | None = None,
 ) -> Any:
     """A fresh client of `service` (logs, dynamodb, kinesis) with the plugin's credentials (a fresh
     session too, so stale credentials are re-resolved). An empty endpoint_url leaves boto3's own endpoint
@@ -203,7 +228,7 @@ def make_client(
         tcp_keepalive=True,
         user_agent_extra=f"k8saudit-eks-py/{__version__}",
     )
-    client = _session(cfg, region).client(service, endpoint_url=endpoint_url or None, config=config)
+    client = _session(cfg, region, role_arn).client(service, endpoint_url=endpoint_url or None, config=config)
     if pacer is not None:
         # Every HTTP attempt goes through the pacer, so the cap holds whatever retries happen above.
         client.meta.events.register(
@@ -219,8 +244,10 @@ def make_logs_client(
     *,
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
+    role_arn: str | None = None,
 ) -> Any:
-    """The CloudWatch Logs client (endpoint: init_config endpoint_url, else boto3's resolution)."""
+    """The CloudWatch Logs client (endpoint: init_config endpoint_url, else boto3's resolution), with
+    `role_arn`'s credentials (None: own_role)."""
     return make_client(
         "logs",
         cfg,
@@ -229,6 +256,7 @@ def make_logs_client(
         pacer=pacer,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
+        role_arn=role_arn,
     )
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 import orjson
 
-from k8saudit_eks_py import log
+from k8saudit_eks_py import account_roles, log
 from k8saudit_eks_py.errors import ConfigError
 
 # (key, JSON type, default, description). The first seven keys are the official k8saudit-eks keys with
@@ -34,8 +34,29 @@ _SPEC: tuple[tuple[str, str, Any, str], ...] = (
     ),
     ("buffer_bytes", "integer", 33554432, "Maximum bytes of events queued between CloudWatch and Falco."),
     ("endpoint_url", "string", "", "CloudWatch Logs endpoint override (VPC endpoint, local test server)."),
-    ("role_arn", "string", "", "IAM role to assume for reading the logs (cross-account)."),
-    ("external_id", "string", "", "External ID passed when assuming role_arn."),
+    (
+        "role_arn",
+        "string",
+        "",
+        "IAM role to assume for reading the logs (cross-account); may contain {account} and {region}, "
+        "filled in for each cluster named by ARN in open_params.",
+    ),
+    (
+        "role_arns",
+        "object",
+        {},
+        'Role to assume per account id for clusters named by ARN (e.g. {"111111111111": "arn:aws:iam::'
+        '111111111111:role/falco-reader"}); overrides role_arn for those accounts.',
+    ),
+    (
+        "cross_account",
+        "string",
+        "role",
+        "How clusters named by ARN in another account are read: role (assume role_arns / role_arn in "
+        "that account) or observability (this account's credentials, CloudWatch cross-account "
+        "observability, logGroupIdentifier).",
+    ),
+    ("external_id", "string", "", "External ID passed when assuming role_arn or role_arns."),
     ("role_session_name", "string", "k8saudit-eks-py", "Session name used when assuming role_arn."),
     ("log_group", "string", "", "Log group name or ARN; default /aws/eks/<cluster>/cluster."),
     ("log_stream_prefix", "string", "kube-apiserver-audit", "Only streams with this prefix are read."),
@@ -78,6 +99,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
     "number": (int, float),
     "boolean": (bool,),
+    "object": (dict,),
 }
 
 
@@ -93,6 +115,8 @@ class PluginConfig:
     buffer_bytes: int = 33554432
     endpoint_url: str = ""
     role_arn: str = ""
+    role_arns: dict[str, str] = field(default_factory=dict)
+    cross_account: str = "role"
     external_id: str = ""
     role_session_name: str = "k8saudit-eks-py"
     log_group: str = ""
@@ -209,7 +233,20 @@ def parse_config(text: str) -> PluginConfig:
         values["profile"] = _env_first("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
     if not values.get("region"):
         values["region"] = _env_first("AWS_REGION", "AWS_DEFAULT_REGION")
+    _check_accounts(values)
     return PluginConfig(**values)
+
+
+def _check_accounts(values: dict[str, Any]) -> None:
+    """role_arn (maybe a template), role_arns and cross_account: fail init with the fix."""
+    problem = account_roles.template_problem(values.get("role_arn", "")) or account_roles.role_arns_problem(
+        values.get("role_arns", {})
+    )
+    if problem:
+        raise ConfigError(problem)
+    mode = values.get("cross_account", "role")
+    if mode not in account_roles.CROSS_ACCOUNT_MODES:
+        raise ConfigError(f"init_config key 'cross_account' must be 'role' or 'observability', got {mode!r}")
 
 
 def config_table_markdown() -> str:

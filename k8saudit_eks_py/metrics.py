@@ -47,6 +47,7 @@ __all__ = [
     "QUEUE_DEPTH",
     "RESHARDS",
     "RETRIES",
+    "ROLE_FAILURES",
     "SHARDS_HELD",
     "THROTTLES",
     "TRUNCATED_RECOVERED",
@@ -91,6 +92,7 @@ EVENTS_TOO_LATE = "events_too_late"  # poll mode: events read older than every r
 EVENTS_REDELIVERED_UNSURE = "events_redelivered_unsure"
 DISORDER_MAX_SECONDS = "disorder_max_seconds"  # poll mode: largest disorder seen (s behind the stream)
 POLLS = "polls"  # poll mode: log group polls completed (FilterLogEvents calls per poll = calls / polls)
+ROLE_FAILURES = "role_failures"  # poll mode: calls that failed because an account's role was not assumable
 
 # Gauges: current values of the live instances.
 LAG_SECONDS = "lag_seconds"  # now - newest CloudWatch ingestion time delivered (max over instances)
@@ -134,6 +136,7 @@ DESCRIPTIONS: dict[str, str] = {
     EVENTS_REDELIVERED_UNSURE: "poll mode: events delivered again by the sweep after a restart (no loss)",
     DISORDER_MAX_SECONDS: "poll mode: largest disorder seen, seconds behind newer events of the stream",
     POLLS: "poll mode: log group polls completed (FilterLogEvents calls per poll = calls / polls)",
+    ROLE_FAILURES: "poll mode: calls not made because an account's role could not be assumed (retried)",
     LAG_SECONDS: "seconds between now and the newest ingestion time delivered (max over instances)",
     QUEUE_DEPTH: "events fetched and waiting to be delivered",
     QUEUE_BYTES: "bytes of the events waiting to be delivered",
@@ -172,6 +175,7 @@ COUNTERS: tuple[str, ...] = (
     CHECKPOINT_WRITES_REJECTED,
     RESHARDS,
     POLLS,
+    ROLE_FAILURES,
     EVENTS_FOUND_BEHIND,
     EVENTS_TOO_LATE,
     EVENTS_REDELIVERED_UNSURE,

@@ -58,6 +58,10 @@ def open_params_json() -> str:
             {"value": "my-cluster", "desc": "EKS cluster name: reads /aws/eks/<name>/cluster"},
             {"value": "cluster-a,cluster-b", "desc": "Several EKS clusters, comma-separated"},
             {
+                "value": "arn:aws:eks:eu-west-1:111111111111:cluster/prod",
+                "desc": "EKS cluster ARN: read in that account (role_arn / role_arns) and Region",
+            },
+            {
                 "value": "kinesis://my-audit-stream",
                 "desc": "Kinesis stream (name or ARN) fed by a CloudWatch Logs subscription (stream mode)",
             },

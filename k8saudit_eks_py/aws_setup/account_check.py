@@ -67,7 +67,10 @@ def check_credentials(ctx: CheckContext) -> bool:
 def check_assume_role(ctx: CheckContext, session_factory: Callable[..., Any]) -> bool:
     o = ctx.options
     try:
-        creds = ctx.client("sts").assume_role(RoleArn=o.role_arn, RoleSessionName="k8saudit-eks-py-check")
+        extra = {"ExternalId": o.external_id} if o.external_id else {}
+        creds = ctx.client("sts").assume_role(
+            RoleArn=o.role_arn, RoleSessionName="k8saudit-eks-py-check", **extra
+        )
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         trust = {
             "Version": "2012-10-17",

@@ -39,6 +39,7 @@ class Options:
     region: str = ""
     profile: str = ""
     role_arn: str = ""
+    external_id: str = ""  # passed when assuming role_arn
     endpoint_url: str = ""
     log_group: str = ""
     window_seconds: int = 3600  # how far back "recent audit events" looks

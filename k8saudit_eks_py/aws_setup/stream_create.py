@@ -3,7 +3,9 @@
 1. the Kinesis stream (on-demand, or N provisioned shards), waited for until ACTIVE;
 2. the IAM role CloudWatch Logs assumes to put records (trusts logs.<region>.amazonaws.com only, may put
    records into that stream only);
-3. one subscription filter per cluster log group, named `k8saudit-eks-py`, into the stream.
+3. one subscription filter per cluster log group, named `k8saudit-eks-py`, into the stream;
+4. for clusters of other accounts (or Regions), named by ARN: destinations in front of the stream and the
+   member accounts' subscription filters (destination_create.py).
 
 Each step first reads what exists and changes only what differs, so running it again is harmless.
 """
@@ -19,6 +21,12 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from k8saudit_eks_py.aws_setup.destination_create import (
+    CrossAccount,
+    cross_account_trust_policy,
+    setup_destinations,
+    subscribe_members,
+)
 from k8saudit_eks_py.aws_setup.iam_policies import logs_trust_policy, put_records_policy, reader_policy
 from k8saudit_eks_py.aws_setup.logs_check import enable_audit_command
 
@@ -47,6 +55,7 @@ class SetupOptions:
     filter_pattern: str = ""
     endpoint_url: str = ""
     dry_run: bool = False
+    cross: CrossAccount | None = None  # clusters of member accounts (or other Regions), by ARN
     wait_s: float = 120.0  # for the stream to become ACTIVE and the role to be usable by CloudWatch Logs
 
 
@@ -57,6 +66,7 @@ class SetupResult:
     stream_arn: str = ""
     role_arn: str = ""
     actions: list[str] = field(default_factory=list)  # one line per step: what was (or would be) done
+    failures: list[str] = field(default_factory=list)  # member accounts' steps that failed (others went on)
 
 
 def role_name(stream: str) -> str:
@@ -96,6 +106,8 @@ def setup_stream(
         _role(o, r, iam)
         for cluster in o.clusters:
             _subscription(o, r, logs, cluster, sleep)
+        if o.cross is not None and o.cross.members:
+            _cross_account(o, o.cross, r, session, client)
     except botocore.exceptions.NoCredentialsError:
         raise SetupError(
             "no AWS credentials: set AWS_PROFILE, run `aws sso login` or `aws configure`"
@@ -103,6 +115,61 @@ def setup_stream(
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         raise SetupError(f"{exc} (later steps were not run; fix it and run the command again)") from None
     return r
+
+
+def _cross_account(
+    o: SetupOptions, x: CrossAccount, r: SetupResult, session: Any, client: Callable[[str], Any]
+) -> None:
+    """Destinations in this (security) account, then each member account's subscription filters."""
+    regions = sorted({*x.regions(), r.region})
+    accounts = sorted({*x.accounts(), r.account})
+    if o.dry_run:
+        r.actions.append(
+            f"IAM role {role_name(o.stream)}: would trust CloudWatch Logs of {', '.join(accounts)}"
+        )
+    else:
+        iam = client("iam")
+        iam.update_assume_role_policy(
+            RoleName=role_name(o.stream), PolicyDocument=cross_account_trust_policy(regions, accounts)
+        )
+        r.actions.append(f"IAM role {role_name(o.stream)}: trusts CloudWatch Logs of {', '.join(accounts)}")
+
+    def logs_in(region: str) -> Any:
+        return session.client("logs", region_name=region, endpoint_url=o.endpoint_url or None, config=_CONFIG)
+
+    def member_logs(role: str, account: str, region: str) -> Any:
+        extra = {"ExternalId": x.external_id} if x.external_id else {}
+        creds = client("sts").assume_role(RoleArn=role, RoleSessionName="k8saudit-eks-py-setup", **extra)
+        c = creds["Credentials"]
+        return boto3.client(
+            "logs",
+            region_name=region,
+            endpoint_url=o.endpoint_url or None,
+            config=_CONFIG,
+            aws_access_key_id=c["AccessKeyId"],
+            aws_secret_access_key=c["SecretAccessKey"],
+            aws_session_token=c["SessionToken"],
+        )
+
+    destinations, actions = setup_destinations(
+        x,
+        stream=o.stream,
+        stream_arn=r.stream_arn,
+        role_arn=r.role_arn,
+        account=r.account,
+        logs_in=logs_in,
+        dry_run=o.dry_run,
+    )
+    r.actions.extend(actions)
+    done, failed = subscribe_members(
+        x,
+        destinations=destinations,
+        filter_pattern=o.filter_pattern,
+        member_logs=member_logs,
+        dry_run=o.dry_run,
+    )
+    r.actions.extend(done)
+    r.failures.extend(failed)
 
 
 def _stream(o: SetupOptions, r: SetupResult, kinesis: Any, sleep: Callable[[float], None]) -> None:
@@ -219,6 +286,7 @@ def _subscription(
 
 
 def falco_yaml(stream_arn: str, region: str, clusters: tuple[str, ...]) -> str:
+    """The plugin entry; `clusters` as stream_clusters names them (ACCOUNT/NAME for another account)."""
     return "\n".join(
         [
             "plugins:",

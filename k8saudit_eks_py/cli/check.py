@@ -8,6 +8,7 @@ from typing import Any
 
 from k8saudit_eks_py.aws_setup.check_context import FAIL, PASS, SKIP, WARN, CheckResult, Options
 from k8saudit_eks_py.aws_setup.cluster_check import run_checks
+from k8saudit_eks_py.cli.check_accounts import is_many, main_accounts
 from k8saudit_eks_py.cli.options import (
     DURATION_FORMAT,
     add_aws_options,
@@ -31,9 +32,28 @@ def add_parser(sub: Any) -> None:
         "Exit status 0 only when every check passes (a '!' warning does not fail).",
     )
     p.add_argument(
-        "cluster", metavar="CLUSTER|kinesis://STREAM", help="the EKS cluster name, or kinesis://STREAM"
+        "cluster",
+        metavar="CLUSTER[,CLUSTER...]|kinesis://STREAM",
+        help="the EKS cluster name, or several names and ARNs (arn:aws:eks:REGION:ACCOUNT:cluster/NAME: "
+        "checked per account and Region), or kinesis://STREAM",
     )
     add_aws_options(p)
+    p.add_argument(
+        "--role-arns",
+        metavar="JSON",
+        help="clusters named by ARN: the role per account, a JSON object of account id → role ARN "
+        "(init_config role_arns); --role-arn may contain {account} and {region}",
+    )
+    p.add_argument(
+        "--external-id", help="external ID passed when assuming the roles (init_config external_id)"
+    )
+    p.add_argument(
+        "--cross-account",
+        choices=("role", "observability"),
+        default="role",
+        help="clusters named by ARN: read through a role in their account, or by ARN with these credentials "
+        "from a CloudWatch cross-account observability monitoring account (init_config cross_account)",
+    )
     p.add_argument("--log-group", help="log group to check (default /aws/eks/CLUSTER/cluster)")
     p.add_argument(
         "--clusters",
@@ -110,6 +130,8 @@ def _can_write(text: str) -> bool:
 def main(args: argparse.Namespace) -> int:
     if args.cluster.startswith("kinesis://"):
         return _main_stream(args)
+    if is_many(args.cluster):
+        return main_accounts(args, _print_block)
     problem = cluster_name_problem(args.cluster)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -119,6 +141,7 @@ def main(args: argparse.Namespace) -> int:
         region=args.region or "",
         profile=args.profile or "",
         role_arn=args.role_arn or "",
+        external_id=args.external_id or "",
         endpoint_url=args.endpoint_url or "",
         log_group=args.log_group or "",
         window_seconds=args.window,
@@ -130,6 +153,12 @@ def main(args: argparse.Namespace) -> int:
         lookback=args.lookback,
     )
     return _print(run_checks(options))
+
+
+def _print_block(results: list[CheckResult]) -> int:
+    """One cluster's block of a many-account check; the number of failed or skipped checks."""
+    _print(results)
+    return sum(r.status not in (PASS, WARN) for r in results)
 
 
 def _print(results: list[CheckResult]) -> int:

@@ -130,8 +130,8 @@ def range_target(args: argparse.Namespace) -> str:
 
 def bare_path_hint(target: str) -> str | None:
     """The fix for a file path given without file:// (it would be taken for a cluster name)."""
-    if "://" in target or not ("/" in target or os.path.exists(target)):
-        return None
+    if "://" in target or "arn:" in target or not ("/" in target or os.path.exists(target)):
+        return None  # (an EKS cluster ARN holds a "/" too)
     return f"{target!r} is not a cluster name; to replay a file write file://{os.path.abspath(target)}"
 
 

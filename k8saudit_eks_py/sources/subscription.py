@@ -36,6 +36,7 @@ class Data:
     log_group: str
     log_stream: str
     events: list[LogEvent]
+    owner: str = ""  # the account id of the log group (a cross-account subscription's source account)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,8 @@ def decode_document(doc: object) -> Data | Control | Bad:
                 message if isinstance(message, str) else None,
             )
         )
-    return Data(group, stream, events)
+    owner = doc.get("owner")
+    return Data(group, stream, events, owner if isinstance(owner, str) else "")
 
 
 def cluster_of(log_group: str) -> str | None:

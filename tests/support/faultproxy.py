@@ -13,6 +13,19 @@ ingestionTime; or each event, with `hold_per_event`) out of FilterLogEvents answ
 plus a delay drawn for it from a seeded distribution: uniform in 0..`hold_s`, and for a share
 `hold_tail_share` of the batches uniform in `hold_tail_s` instead.
 
+Several accounts (moto picks a request's account from its access key id): STS AssumeRole of a role in
+`deny_roles` is answered AccessDenied (a trust policy that does not let the caller in); the first
+credentials STS hands out for a role in `expire_roles_once` answer ExpiredTokenException from their
+`expire_role_after`-th FilterLogEvents call on (credentials that expire mid-run; the next AssumeRole gets
+good ones). CloudWatch cross-account observability is modelled with `linked_keys` (account id → an access
+key id of that account, e.g. from an AssumeRole into it): a Logs request whose logGroupIdentifier is an ARN
+of a linked account is forwarded with that key in its Authorization header, so moto answers from the linked
+account's data while the caller signed with its own (monitoring account) credentials. What is not modelled:
+OAM sinks and links themselves (any account in linked_keys is linked), and the monitoring account's
+permissions on the linked groups. moto cannot subscribe a log group to a CloudWatch Logs destination (a
+cross-account subscription): the proxy answers such a PutSubscriptionFilter itself and records it with the
+access key that made it (`destination_filters`; `issued` tells which role that key came from).
+
 DynamoDB requests (the lease table) get their own switches: `dynamodb_cut` resets every connection (a
 replica partitioned from DynamoDB), `dynamodb_throttle` / `dynamodb_server_error` answer a share of them
 with ProvisionedThroughputExceededException / 500, `dynamodb_lose_answer` applies a share of them and
@@ -29,6 +42,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +59,9 @@ _THROTTLE_CODE = {"Kinesis_20131202": "ProvisionedThroughputExceededException"}
 _EMPTY_PREFIX = "faultproxy-empty:"
 _STUCK_PREFIX = "faultproxy-stuck:"
 _AKID = re.compile(r"Credential=([A-Z0-9]+)/")
+_CREDENTIAL = re.compile(r"Credential=[^/,\s]+/")
+_ISSUED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
+_ARN_ACCOUNT = re.compile(r"arn:aws[a-z-]*:logs:[a-z0-9-]+:(\d{12}):log-group:")
 
 
 @dataclass
@@ -75,6 +92,10 @@ class Faults:
     hold_tail_share: float = 0.0
     hold_tail_s: tuple[float, float] = (0.0, 0.0)
     hold_per_event: bool = False
+    deny_roles: tuple[str, ...] = ()  # STS AssumeRole of these role ARNs: AccessDenied
+    expire_roles_once: tuple[str, ...] = ()  # the first credentials of these roles expire mid-run
+    expire_role_after: int = 5  # ... after this many FilterLogEvents calls
+    linked_keys: dict[str, str] = field(default_factory=dict)  # observability: account → its access key
 
     def holds(self) -> bool:
         return self.hold_s > 0 or self.hold_tail_share > 0
@@ -102,6 +123,10 @@ class Stats:
     keys: dict[str, int] = field(default_factory=dict)  # access key id → FilterLogEvents calls
     dynamodb: dict[str, int] = field(default_factory=dict)  # DynamoDB operation → requests seen
     held: int = 0  # events left out of FilterLogEvents answers (visibility disorder), counted per answer
+    assume_role: dict[str, int] = field(default_factory=dict)  # role ARN → AssumeRole requests seen
+    linked: dict[str, int] = field(default_factory=dict)  # account → Logs requests sent as that account
+    issued: dict[str, str] = field(default_factory=dict)  # access key id → the role AssumeRole gave it for
+    destination_filters: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (key, request)
 
     def count(self, kind: str) -> None:
         self.injected[kind] = self.injected.get(kind, 0) + 1
@@ -141,6 +166,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self._local = threading.local()
+        self._expiring: set[str] = set()  # access key ids handed out by expire_roles_once
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -191,6 +217,8 @@ class FaultProxy:
         if target.startswith(DYNAMODB):
             self._dynamodb(h, body, target[len(DYNAMODB) :])
             return None
+        if not target and b"Action=AssumeRole" in body:
+            return self._assume_role(h, body)
         if f.trimmed_sequences and target == GET_SHARD_ITERATOR and b"StartingSequenceNumber" in body:
             return self._error(
                 h,
@@ -208,14 +236,24 @@ class FaultProxy:
         if target in f.deny_targets:
             action = target.split(".")[-1]
             return self._error(h, 400, "AccessDeniedException", f"User is not authorized to perform {action}")
+        if target == _LOGS + "PutSubscriptionFilter" and b":destination:" in body:
+            m = _AKID.search(h.headers.get("Authorization", ""))
+            with self._lock:
+                self.stats.destination_filters.append((m.group(1) if m else "", orjson.loads(body)))
+            return self._raw(h, 200, b"{}", "application/x-amz-json-1.1")
         if target not in f.targets:
             if target.startswith(_LOGS) and body:
-                body = orjson.dumps(_by_name(orjson.loads(body)))
+                request = orjson.loads(body)
+                as_key = self._linked_key(request)
+                body = orjson.dumps(_by_name(request))
+                self._forward(h, body, as_key=as_key)
+                return None
             self._forward(h, body)
             return None
         request = orjson.loads(body or b"{}")
         m = _AKID.search(h.headers.get("Authorization", ""))
         akid = m.group(1) if m else ""
+        as_key = self._linked_key(request)
         with self._lock:
             self.stats.filter_times.append(time.monotonic())
             self.stats.bodies.append(dict(request))
@@ -224,7 +262,9 @@ class FaultProxy:
             return self._error(
                 h, 400, "AccessDeniedException", "User is not authorized to perform: logs:FilterLogEvents"
             )
-        if f.expire_after and used > f.expire_after:
+        if (f.expire_after and used > f.expire_after) or (
+            akid in self._expiring and used > f.expire_role_after
+        ):
             return self._error(
                 h, 400, "ExpiredTokenException", "The security token included in the request is expired"
             )
@@ -263,7 +303,41 @@ class FaultProxy:
             return self._raw(h, 200, orjson.dumps(page), "application/x-amz-json-1.1")
         request = _by_name(request)
         cut = self._draw(f.cut_200)
-        self._forward(h, orjson.dumps(request), cut=cut, hold=target == FILTER and f.holds())
+        self._forward(h, orjson.dumps(request), cut=cut, hold=target == FILTER and f.holds(), as_key=as_key)
+        return None
+
+    def _linked_key(self, request: dict[str, Any]) -> str:
+        """The access key of the linked account whose log group `request` names by ARN; "" if none."""
+        ident = request.get("logGroupIdentifier")
+        m = _ARN_ACCOUNT.match(ident) if isinstance(ident, str) else None
+        if m is None or m.group(1) not in self.faults.linked_keys:
+            return ""
+        account = m.group(1)
+        with self._lock:
+            self.stats.linked[account] = self.stats.linked.get(account, 0) + 1
+        return self.faults.linked_keys[account]
+
+    def _assume_role(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
+        form = urllib.parse.parse_qs(body.decode())
+        role = form.get("RoleArn", [""])[0]
+        with self._lock:
+            first = role not in self.stats.assume_role
+            self.stats.assume_role[role] = self.stats.assume_role.get(role, 0) + 1
+        if role in self.faults.deny_roles:
+            self.stats.count("AssumeRoleDenied")
+            xml = (
+                '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                f"<Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole on "
+                f"resource: {role}</Message></Error><RequestId>faultproxy</RequestId></ErrorResponse>"
+            )
+            return self._raw(h, 403, xml.encode(), "text/xml")
+        answer = self._forward(h, body)
+        m = _ISSUED_KEY.search(answer or b"")
+        if m:
+            with self._lock:
+                self.stats.issued[m.group(1).decode()] = role
+                if first and role in self.faults.expire_roles_once:
+                    self._expiring.add(m.group(1).decode())
         return None
 
     def _dynamodb(self, h: BaseHTTPRequestHandler, body: bytes, operation: str) -> None:
@@ -332,10 +406,16 @@ class FaultProxy:
         cut: bool = False,
         drop_answer: bool = False,
         hold: bool = False,
-    ) -> None:
+        as_key: str = "",
+    ) -> bytes:
+        """Forward the request (as access key `as_key` when given); the upstream answer's body."""
         headers = {
             k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")
         }
+        if as_key and "Authorization" in headers:
+            headers["Authorization"] = _CREDENTIAL.sub(
+                f"Credential={as_key}/", headers["Authorization"], count=1
+            )
         headers["Content-Length"] = str(len(body))
         for attempt in range(2):
             conn = self._upstream()
@@ -353,7 +433,7 @@ class FaultProxy:
             self.stats.forwarded += 1
         if drop_answer:
             self._reset(h)
-            return
+            return data
         if hold and resp.status == 200:
             data = self._hide_held(data)
         if cut and resp.status == 200 and len(data) > 2:
@@ -366,3 +446,4 @@ class FaultProxy:
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)
+        return data

@@ -85,11 +85,12 @@ def record_data(
     *,
     stream: str = "kube-apiserver-audit-0123456789abcdef",
     message_type: str = "DATA_MESSAGE",
+    owner: str = "123456789012",
 ) -> bytes:
     """One subscription record's Data: gzip of the JSON message, events as (id, timestamp ms, message)."""
     doc = {
         "messageType": message_type,
-        "owner": "123456789012",
+        "owner": owner,
         "logGroup": log_group,
         "logStream": stream,
         "subscriptionFilters": ["falco"],

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from k8saudit_eks_py.config import parse_config
 from k8saudit_eks_py.errors import OpenError
+from k8saudit_eks_py.sources.cloudwatch_range.source import open_range
 from k8saudit_eks_py.sources.history.window import Window, notes, parse_query, parse_time, split_params
 
 NOW = 1_790_000_000_000  # 2026-09-21T...
@@ -66,3 +68,11 @@ def test_notes_for_a_window_ending_now_and_for_coordination() -> None:
     recent = notes(Window(NOW - 86_400_000, NOW - 60_000, "x"), NOW, "")
     assert len(recent) == 1 and "ends less than 5 minutes ago" in recent[0]
     assert ["coordination_table is not used" in n for n in notes(None, NOW, "table")] == [True]
+
+
+def test_a_range_names_clusters_by_name_not_by_arn() -> None:
+    arn = "arn:aws:eks:eu-west-1:111111111111:cluster/prod"
+    with pytest.raises(OpenError) as info:
+        open_range(f"{arn}?from=-1h", parse_config('{"region": "us-east-1"}'), now_ms=NOW)
+    assert "a time range reads clusters by name" in str(info.value)
+    assert "name 111111111111/eu-west-1/prod by its name" in str(info.value)

@@ -35,6 +35,7 @@ def test_names_are_the_issue_list_once_each() -> None:
         "checkpoint_writes_rejected",
         "reshards",
         "polls",
+        "role_failures",
         "events_found_behind",
         "events_too_late",
         "events_redelivered_unsure",

@@ -10,6 +10,11 @@ first: no unit starves), and a unit whose polls find nothing is polled less ofte
 `quiet_max_polls` × polling_interval), so quiet groups leave the calls to busy ones. How far behind each
 group is gets reported (metrics poll_lag_seconds, groups_behind; a rate-limited log line).
 
+The quotas are per account and Region: each Route (routes.py) has its own pacer, client and poller
+thread, which schedules only its own units, so the clusters of one account never wait for another's calls,
+and an account whose role cannot be assumed fails only its own log groups (counted in role_failures,
+retried with backoff).
+
 Events are shaped (truncation.py) and queued in the order read (delivery.py); every run-time failure is
 retried with jittered backoff.
 """
@@ -25,6 +30,7 @@ from typing import Any
 from k8saudit_eks_py import aws, metrics
 from k8saudit_eks_py.aws_setup import poll_capacity
 from k8saudit_eks_py.config import PluginConfig
+from k8saudit_eks_py.sources.cloudwatch.routes import Route, RouteKey
 from k8saudit_eks_py.sources.cloudwatch.streams import ReadParams
 from k8saudit_eks_py.sources.cloudwatch.units import IncompleteResponse, QueuedEvent, Step, Tuning, Unit
 from k8saudit_eks_py.sources.cloudwatch.units import log_line as _log
@@ -61,6 +67,11 @@ class Poller(Delivery[QueuedEvent, Unit]):
     _next_lag_check: float
     _newest_ingestion_ms: int
     _disorder_max_s: float
+    _own_route: RouteKey
+    _routes: dict[RouteKey, Route]
+    _route_pacers: dict[RouteKey, aws.CallPacer]
+    _route_clients: dict[RouteKey, Any]
+    _count_lock: threading.Lock
 
     def _new_client(self) -> Any:
         return aws.make_logs_client(
@@ -74,14 +85,89 @@ class Poller(Delivery[QueuedEvent, Unit]):
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
+    def _count(self, name: str, n: int) -> None:
+        """Add to a counter: several poller threads (one per account and Region) count the same ones."""
+        with self._count_lock:
+            self._counters[name] += n
+
+    # -------------------------------------------------------------------------------- routes
+
+    def add_route(self, route: Route) -> None:
+        """Read log groups through `route` (another account or Region): its own pacer and client. The
+        client assumes the route's role lazily, at its first call, so a role that cannot be assumed fails
+        that route's calls only."""
+        if route.key in self._routes:
+            return
+        self._routes[route.key] = route
+        self._route_pacers[route.key] = aws.CallPacer(
+            self.config.max_api_calls_per_second, self._stop, self._monotonic
+        )
+        self._route_clients[route.key] = self._route_client(route.key)
+
+    def _route_client(self, key: RouteKey) -> Any:
+        route = self._routes[key]
+        return aws.make_logs_client(
+            self.config,
+            route.region,
+            self._route_pacers[key],
+            connect_timeout=self.tuning.connect_timeout_s,
+            read_timeout=self.tuning.read_timeout_s,
+            role_arn=route.role_arn,
+        )
+
+    def _pacer_of(self, key: RouteKey) -> aws.CallPacer:
+        return self._pacer if key == self._own_route else self._route_pacers[key]
+
+    def _client_of(self, key: RouteKey) -> Any:
+        return self._client if key == self._own_route else self._route_clients[key]
+
+    def _renew_route(self, key: RouteKey) -> str:
+        """A new client for `key` in place of the one whose credentials failed (a new role session)."""
+        if key == self._own_route:
+            return self._renew_client()
+        try:
+            old, self._route_clients[key] = self._route_clients[key], self._route_client(key)
+            old.close()
+        except Exception as rebuild:
+            return f"; credentials not refreshed yet ({aws.describe(rebuild)})"
+        return "; refreshing credentials"
+
+    def route_pacers(self) -> dict[RouteKey, aws.CallPacer]:
+        """Each (account, Region)'s pacer (its calls per operation), the plugin's own first."""
+        return {self._own_route: self._pacer, **self._route_pacers}
+
+    def _close_route_clients(self) -> None:
+        for client in self._route_clients.values():
+            client.close()
+
+    # -------------------------------------------------------------------------------- threads
+
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="k8saudit-eks-poller", daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name="k8saudit-eks-poller", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _supervise(self) -> None:
+        """One poller thread per (account, Region): a slow or failing account never holds up another's
+        calls. Joined here, so that close() waits for all of them."""
+        threads = []
+        for key in [self._own_route, *self._route_pacers]:
+            t = threading.Thread(
+                target=self._run,
+                args=(key,),
+                name=f"k8saudit-eks-poller-{key[0] or 'own'}-{key[1]}",
+                daemon=True,
+            )
+            t.start()
+            threads.append(t)
+        self._stop.wait()
+        deadline = time.monotonic() + self.tuning.close_timeout_s
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, route: RouteKey | None = None) -> None:
         while not self._stop.is_set():
             with self._cond:
-                job = self._next_job()
+                job = self._next_job(route)
             if job is None:
                 self._stop.wait(0.2)
                 continue
@@ -98,7 +184,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
             except aws.Cancelled:
                 break
             except Exception as exc:  # a bug must not end the stream: report, back off, go on
-                self._counters[metrics.ERRORS] += 1
+                self._count(metrics.ERRORS, 1)
                 delay = self._backoff(unit.failures)
                 unit.failures += 1
                 unit.due = unit.list_due = self._monotonic() + delay
@@ -107,15 +193,25 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 _log(f"internal error polling {unit.log_group}: {exc!r}; retry in {delay:.1f}s", "internal")
             self._report_lag()
 
-    def _next_job(self) -> tuple[float, Unit, bool] | None:
-        """The call to make next: the soonest one whose operation's slot is free, and among those the one
-        due the longest (the pacer's slots, not the order of units, decide when a call goes)."""
-        reads = self._pacer.free_at("FilterLogEvents")
-        lists = self._pacer.free_at("DescribeLogStreams")
+    def _next_job(self, route: RouteKey | None = None) -> tuple[float, Unit, bool] | None:
+        """The call to make next (of `route`'s units; None: of every unit): the soonest one whose
+        operation's slot is free in its route's pacer, and among those the one due the longest (the
+        pacer's slots, not the order of units, decide when a call goes)."""
+        free: dict[RouteKey, tuple[float, float]] = {}
         best: tuple[float, float, Unit, bool] | None = None
         for u in self._units.values():
-            for due, free, listing in ((u.due, reads, False), (u.list_due, lists, True)):
-                key = (max(due, free), due, u, listing)
+            if route is not None and u.route != route:
+                continue
+            slots = free.get(u.route)
+            if slots is None:
+                pacer = self._pacer_of(u.route)
+                slots = free[u.route] = (
+                    pacer.free_at("FilterLogEvents"),
+                    pacer.free_at("DescribeLogStreams"),
+                )
+            reads, lists = slots
+            for due, free_at, listing in ((u.due, reads, False), (u.list_due, lists, True)):
+                key = (max(due, free_at), due, u, listing)
                 if best is None or key[:2] < best[:2]:
                     best = key
         return None if best is None else (best[0], best[2], best[3])
@@ -137,9 +233,10 @@ class Poller(Delivery[QueuedEvent, Unit]):
         self._groups_behind = len(behind)
         if behind:
             worst = ", ".join(f"{u.log_group} {lag:.0f}s" for lag, u in behind[:3])
-            hint = poll_capacity.capacity_problem(
-                len(self._units), self.config.max_api_calls_per_second, poll
-            )
+            route = behind[0][1].route
+            with self._cond:
+                same_route = sum(u.route == route for u in self._units.values())
+            hint = poll_capacity.capacity_problem(same_route, self.config.max_api_calls_per_second, poll)
             _log(
                 f"poll mode behind: {len(behind)} of {len(self._units)} log groups last read up to more "
                 f"than {3 * poll:.0f}s ago (worst: {worst}); "
@@ -176,7 +273,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 request["filterPattern"] = self.config.filter_pattern
             if self.tuning.page_limit:
                 request["limit"] = self.tuning.page_limit
-            page = self._client.filter_log_events(**request)
+            page = self._client_of(u.route).filter_log_events(**request)
             if not isinstance(page.get("events"), list):
                 raise IncompleteResponse("200 response without an events list")
             return dict(page)
@@ -187,7 +284,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
             request["orderBy"] = "LogStreamName"
             if self.config.log_stream_prefix:
                 request["logStreamNamePrefix"] = self.config.log_stream_prefix
-        page = self._client.describe_log_streams(**request)
+        page = self._client_of(u.route).describe_log_streams(**request)
         if not isinstance(page.get("logStreams"), list):
             raise IncompleteResponse("200 response without a logStreams list")
         return dict(page)
@@ -241,7 +338,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 return
             u.positions.followed(u.poll_ms)
             u.read_up_to = u.poll_began
-            self._counters[metrics.POLLS] += 1
+            self._count(metrics.POLLS, 1)
             poll = float(self.config.polling_interval)
             if u.poll_found or u.positions.wants_read():
                 u.interval = poll
@@ -291,13 +388,13 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 step.names.append(name)
 
     def _take(self, u: Unit, step: Step, events: list[dict[str, Any]]) -> None:
-        self._counters[metrics.EVENTS_READ] += len(events)
+        self._count(metrics.EVENTS_READ, len(events))
         for ev in events:
             stream = ev.get("logStreamName")
             event_id = ev.get("eventId")
             ts_ms = ev.get("timestamp")
             if not isinstance(event_id, str) or not isinstance(ts_ms, int) or not isinstance(stream, str):
-                self._counters[metrics.MALFORMED] += 1
+                self._count(metrics.MALFORMED, 1)
                 _log(f"{u.log_group}: event without eventId/timestamp/logStreamName skipped", "noid")
                 continue
             if not stream.startswith(self.config.log_stream_prefix):
@@ -312,7 +409,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 step.held.append(ev)
                 continue
             if not new:
-                self._counters[metrics.DUPLICATES_SUPPRESSED] += 1
+                self._count(metrics.DUPLICATES_SUPPRESSED, 1)
                 continue
             self._enqueue(u, step, ev, stream, event_id, ts_ms)
         self._positions_news(u)
@@ -350,12 +447,12 @@ class Poller(Delivery[QueuedEvent, Unit]):
             repeated, g.unsure_delivered = g.unsure_delivered, 0
             late, g.too_late = g.too_late, []
             disorder = g.disorder_max_ms / 1000
-        self._counters[metrics.EVENTS_FOUND_BEHIND] += behind
-        self._counters[metrics.EVENTS_REDELIVERED_UNSURE] += repeated
+        self._count(metrics.EVENTS_FOUND_BEHIND, behind)
+        self._count(metrics.EVENTS_REDELIVERED_UNSURE, repeated)
         if disorder > self._disorder_max_s:
             self._disorder_max_s = disorder
         if late:
-            self._counters[metrics.EVENTS_TOO_LATE] += len(late)
+            self._count(metrics.EVENTS_TOO_LATE, len(late))
             stream, ts_ms = late[0]
             _log(
                 f"{u.log_group}: {len(late)} events became visible more than lookback "
@@ -374,7 +471,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
             self._newest_ingestion_ms = ingestion
         shaped = shape(str(ev.get("message", "")), ts_ms, self.config.max_event_size)
         if isinstance(shaped, Rejected):
-            self._counters[metrics.MALFORMED] += 1
+            self._count(metrics.MALFORMED, 1)
             _log(
                 f"{u.log_group}: skipped a line that is not an audit event ({shaped.reason}), stream "
                 f"{stream}, eventId {event_id}",
@@ -382,9 +479,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
             )
             return
         if shaped.status != "ok":
-            self._counters[
-                metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE
-            ] += 1
+            self._count(metrics.TRUNCATED_RECOVERED if shaped.status == "truncated" else metrics.OVERSIZE, 1)
             _log(
                 f"{u.log_group}: {shaped.status} event of {shaped.original_size} bytes, auditID "
                 f"{shaped.audit_id}: delivered as its metadata ({len(shaped.payload)} bytes)",
@@ -408,13 +503,14 @@ class Poller(Delivery[QueuedEvent, Unit]):
         operation = _operation(step)
         kind = "incomplete" if isinstance(exc, IncompleteResponse) else aws.classify(exc)
         # A throttle is counted once, as a throttle; `errors` is every other failed call.
-        self._counters[metrics.THROTTLES if kind == "throttle" else metrics.ERRORS] += 1
-        self._counters[metrics.RETRIES] += 1
+        self._count(metrics.THROTTLES if kind == "throttle" else metrics.ERRORS, 1)
+        self._count(metrics.RETRIES, 1)
+        pacer = self._pacer_of(u.route)
         if kind == "throttle":
-            # The quota is shared with someone else: slow the operation down for every group (the
-            # pacer), and retry this call at its next slot, in turn with the other groups' calls. A
-            # backoff of the group's own would silence it for minutes after a burst of throttles.
-            self._pacer.throttled(operation)
+            # The quota is shared with someone else: slow the operation down for every group of the
+            # account and Region (the pacer), and retry this call at its next slot, in turn with the other
+            # groups' calls. A backoff of the group's own would silence it for minutes after a burst.
+            pacer.throttled(operation)
             now = self._monotonic()
             if step.kind == "read":
                 u.due = now
@@ -422,7 +518,7 @@ class Poller(Delivery[QueuedEvent, Unit]):
                 u.list_due = now
             _log(
                 f"{u.log_group}: {operation} throttled (the account's quota is shared with another "
-                f"reader); slowed to {self._pacer.rate_of(operation):.2f} calls/s, back to the cap within "
+                f"reader); slowed to {pacer.rate_of(operation):.2f} calls/s, back to the cap within "
                 f"{aws.CallPacer.RECOVERY_S:.0f}s of the last throttle",
                 f"throttle:{operation}",
             )
@@ -434,10 +530,13 @@ class Poller(Delivery[QueuedEvent, Unit]):
         else:
             u.list_due = self._monotonic() + delay
         hint = ""
+        if aws.role_failure(exc):
+            self._role_failed(u, exc, delay)
+            return
         if kind == "credentials":
-            hint = self._renew_client()
+            hint = self._renew_route(u.route)
         elif kind in ("denied", "not_found", "invalid"):
-            fix = aws.open_failure(exc, cluster=u.cluster, region=self.region, log_group=u.log_group)
+            fix = aws.open_failure(exc, cluster=u.cluster, region=u.route[1], log_group=u.log_group)
             hint = f". {fix}" if fix else ""
             if kind == "invalid" and step.token:
                 step.token = (
@@ -453,6 +552,21 @@ class Poller(Delivery[QueuedEvent, Unit]):
             f"{u.log_group}: {operation} failed: {aws.describe(exc)}{hint}; retry {u.failures} in "
             f"{delay:.1f}s",
             f"fail:{u.key}:{kind}",
+        )
+
+    def _role_failed(self, u: Unit, exc: BaseException, delay: float) -> None:
+        """The role of u's account could not be assumed: only that account's log groups wait (each backs
+        off on its own); the next attempt assumes the role afresh."""
+        self._count(metrics.ROLE_FAILURES, 1)
+        route = self._routes.get(u.route)
+        role = route.role_arn if route is not None else ""
+        self._renew_route(u.route)
+        _log(
+            f"cluster {u.cluster}: cannot assume role {role} ({aws.describe(exc)}); the log groups of "
+            f"{route.name if route else u.route} wait, the others are read. Fix: let the role trust this "
+            "plugin's identity (and external_id if set), and allow sts:AssumeRole on it; retry "
+            f"{u.failures} in {delay:.1f}s",
+            f"role:{u.route[0]}:{u.route[1]}",
         )
 
 

@@ -1,5 +1,6 @@
-"""CloudWatch Logs source: EKS cluster names → one work unit per log group → a poller thread (polling.py)
-→ the bounded queue (delivery.py) → next_batch.
+"""CloudWatch Logs source: EKS cluster names or ARNs → one work unit per log group, read through the route
+of its account and Region (routes.py) → a poller thread per route (polling.py) → the bounded queue
+(delivery.py) → next_batch.
 
 The units a batch touched are saved to the checkpoint store when Falco asks for the next batch (or at
 close), so a restart resumes each stream right after the events Falco finished with. Every run-time
@@ -14,31 +15,32 @@ its lease is safely held.
 from __future__ import annotations
 
 import random
-import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from k8saudit_eks_py import aws, log, metrics
+from k8saudit_eks_py import aws, cluster_refs, log, metrics
 from k8saudit_eks_py.aws_setup import poll_capacity
 from k8saudit_eks_py.checkpoint_store import CheckpointStore, FileStore, MemoryStore, UnitState
 from k8saudit_eks_py.config import PluginConfig
 from k8saudit_eks_py.coordination import CheckpointRejected, Coordinator
 from k8saudit_eks_py.errors import OpenError
 from k8saudit_eks_py.sources.cloudwatch.polling import Poller
+from k8saudit_eks_py.sources.cloudwatch.routes import OWN, Route, Target, targets
 from k8saudit_eks_py.sources.cloudwatch.streams import GroupPositions, ReadParams
 from k8saudit_eks_py.sources.cloudwatch.unit_leases import LogGroup, UnitLeases
-from k8saudit_eks_py.sources.cloudwatch.units import QueuedEvent, Tuning, Unit, group_request, unit_key
+from k8saudit_eks_py.sources.cloudwatch.units import QueuedEvent, Tuning, Unit, group_request
 from k8saudit_eks_py.sources.cloudwatch.units import log_line as _log
 
 __all__ = ["CloudWatchSource", "open_cloudwatch", "parse_clusters"]
 
-_CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
 _OWN_COUNTERS = (
     metrics.POLLS,
     metrics.EVENTS_FOUND_BEHIND,
     metrics.EVENTS_TOO_LATE,
     metrics.EVENTS_REDELIVERED_UNSURE,
+    metrics.ROLE_FAILURES,
 )
 _OPERATION_METRICS = {
     "FilterLogEvents": metrics.CALLS_FILTER_LOG_EVENTS,
@@ -46,22 +48,13 @@ _OPERATION_METRICS = {
 }
 
 
-def parse_clusters(params: str) -> list[str]:
-    names = [n.strip() for n in params.split(",")]
-    if not params.strip() or any(not n for n in names):
-        raise OpenError(
-            f"open_params {params!r} has an empty cluster name: write one EKS cluster name, or several "
-            "separated by commas (e.g. prod-a,prod-b)"
-        )
-    for name in names:
-        if not _CLUSTER_NAME.fullmatch(name):
-            raise OpenError(
-                f"{name[:120]!r} is not a valid EKS cluster name (1-100 characters: letters, digits, '-' "
-                "and '_', starting with a letter or digit); set open_params to your cluster's name"
-            )
-    if len(set(names)) != len(names):
-        raise OpenError(f"open_params {params!r} names a cluster twice")
-    return names
+def parse_clusters(params: str) -> list[cluster_refs.ClusterRef]:
+    """open_params → the clusters it names (names, EKS cluster ARNs, log group ARNs); OpenError with the
+    fix."""
+    try:
+        return cluster_refs.parse_items(params)
+    except ValueError as exc:
+        raise OpenError(f"{exc}; set open_params to your cluster's name or ARN") from None
 
 
 def open_cloudwatch(
@@ -74,34 +67,41 @@ def open_cloudwatch(
 ) -> CloudWatchSource:
     tuning = tuning or Tuning()
     clusters = parse_clusters(params)
-    if config.log_group and len(clusters) > 1:
+    if config.log_group and (len(clusters) > 1 or clusters[0].by_arn):
         raise OpenError(
-            "log_group is set but open_params names several clusters: log_group overrides the group of a "
-            "single cluster; remove it or open one cluster"
+            "log_group is set but open_params names several clusters (or a cluster ARN): log_group overrides "
+            "the group of a single cluster named by name; remove it or open one cluster"
         )
     region = aws.resolve_region(config)
+    plain = [c.name for c in clusters if not c.by_arn]
+    if plain and "{account}" in config.role_arn and config.cross_account == "role":
+        raise OpenError(
+            f"role_arn {config.role_arn} names a role per account, but open_params names cluster {plain[0]} "
+            "without its account: name it by its ARN (arn:aws:eks:REGION:ACCOUNT:cluster/NAME)"
+        )
     if store is None:  # with coordination_table the lease table takes its place (follow_leases)
         use_file = config.checkpoint_file and not config.coordination_table
         store = FileStore(config.checkpoint_file) if use_file else MemoryStore()
-    groups = [(cluster, config.log_group or f"/aws/eks/{cluster}/cluster") for cluster in clusters]
+    found = targets(config, region, clusters)
     source = CloudWatchSource(
-        config, region, tuning, store, clock, clusters[0] if len(clusters) == 1 else None
+        config, region, tuning, store, clock, found[0].cluster if len(found) == 1 else None
     )
     try:
-        for cluster, log_group in groups:
-            source.check_unit(cluster, log_group)
+        for target in found:
+            source.add_target(target)
+        for target in found:
+            source.check_unit(target)
         if config.coordination_table:
             # The lease table replaces the store; units arrive as leases are acquired (next_batch).
-            leased = {unit_key(config, region, g): LogGroup(c, g) for c, g in groups}
+            leased = {t.key: LogGroup(t.cluster, t.log_group) for t in found}
             source.follow_leases(UnitLeases.start(config, region, leased, source.origin_state))
         else:
-            for cluster, log_group in groups:
-                key = unit_key(config, region, log_group)
-                source.add_unit(key, cluster, log_group, store.load(key))
+            for t in found:
+                source.add_unit(t.key, t.cluster, t.log_group, store.load(t.key))
     except BaseException:
         source.close(commit=False)
         raise
-    source.tell_capacity(len(groups))
+    source.tell_capacity()
     source.start()
     return source
 
@@ -133,6 +133,12 @@ class CloudWatchSource(Poller):
         self._newest_ingestion_ms = 0
         self._disorder_max_s = 0.0
         self._pacer = aws.CallPacer(config.max_api_calls_per_second, self._stop, monotonic)
+        self._count_lock = threading.Lock()
+        self._own_route = (OWN, region)
+        self._routes = {}
+        self._route_pacers = {}
+        self._route_clients = {}
+        self._targets: dict[str, Target] = {}
         self._groups_behind = 0
         self._next_lag_check = 0.0
         # A log group's origin is now - shift as of open, whenever its first take comes: an event
@@ -150,15 +156,23 @@ class CloudWatchSource(Poller):
 
     # -------------------------------------------------------------------------------- units
 
-    def check_unit(self, cluster: str, log_group: str) -> None:
+    def add_target(self, target: Target) -> None:
+        """Where the unit `target.key` is read: its route (account, Region, role) and request."""
+        self._targets[target.key] = target
+        if target.route.key != self._own_route:
+            self.add_route(target.route)
+
+    def check_unit(self, target: Target) -> None:
         """One FilterLogEvents and one DescribeLogStreams of the group, so that a missing group, a denied
         action, bad credentials or a bad filter pattern fail open with the fix. Transient failures only
-        get logged."""
+        get logged, and so does a role that cannot be assumed: that account's clusters wait and retry,
+        the others are read."""
         now_ms = self._now_ms()
-        request = group_request(log_group)
+        cluster, log_group, request = target.cluster, target.log_group, target.request
+        client = self._client_of(target.route.key)
         calls: list[tuple[Callable[..., Any], dict[str, Any]]] = [
             (
-                self._client.filter_log_events,
+                client.filter_log_events,
                 {
                     **request,
                     "startTime": now_ms - 60_000,
@@ -168,7 +182,7 @@ class CloudWatchSource(Poller):
                     **({"filterPattern": f} if (f := self.config.filter_pattern) else {}),
                 },
             ),
-            (self._client.describe_log_streams, {**request, "limit": 1}),
+            (client.describe_log_streams, {**request, "limit": 1}),
         ]
         for call, kwargs in calls:
             for attempt in range(self.tuning.preflight_attempts):
@@ -180,13 +194,36 @@ class CloudWatchSource(Poller):
                 except Exception as exc:
                     if not aws.is_aws_error(exc):
                         raise
-                    text = aws.open_failure(exc, cluster=cluster, region=self.region, log_group=log_group)
+                    if aws.role_failure(exc):
+                        self._counters[metrics.ROLE_FAILURES] += 1
+                        log.warning(
+                            f"open: cluster {cluster}: cannot assume role {target.route.role_arn} for "
+                            f"{target.route.name} ({aws.describe(exc)}); its log groups are retried with "
+                            "backoff, the other clusters are read. Fix: let the role trust this plugin's "
+                            "identity (and external_id if set), and allow sts:AssumeRole on it",
+                            key=f"role:{target.route.account}:{target.route.region}",
+                        )
+                        return
+                    region = target.route.region
+                    name = target.name or cluster
+                    text = aws.open_failure(exc, cluster=name, region=region, log_group=log_group)
                     if text is not None:
-                        raise OpenError(text) from None
+                        raise OpenError(text + self._no_role_hint(target)) from None
                     if attempt + 1 == self.tuning.preflight_attempts:
                         _log(f"open: {log_group}: {aws.describe(exc)}; starting anyway, will retry")
                     else:
                         self._stop.wait(self._backoff(attempt))
+
+    def _no_role_hint(self, target: Target) -> str:
+        """For a cluster of another account read with the plugin's own credentials (no role for it)."""
+        if "logGroupIdentifier" not in target.request or self.config.cross_account == "observability":
+            return ""
+        account = target.log_group.split(":")[4]
+        return (
+            f". No role is configured for account {account}, so it was read by ARN with Falco's own "
+            "credentials (CloudWatch cross-account observability): set role_arns, or role_arn with "
+            "{account}, to read it through a role in that account"
+        )
 
     def origin_state(self, key: str) -> UnitState:
         """Where a log group never read before starts: open time - shift (called by the lease thread)."""
@@ -207,7 +244,10 @@ class CloudWatchSource(Poller):
                 )
                 state = None
         positions = GroupPositions(self._params, state, self._now_ms(), self.config.shift * 1000)
-        unit = Unit(key, cluster, log_group, group_request(log_group), positions, due=self._monotonic())
+        target = self._targets.get(key)
+        route = target.route if target is not None else Route(OWN, self.region, None)
+        request = target.request if target is not None else group_request(log_group)
+        unit = Unit(key, cluster, log_group, request, positions, due=self._monotonic(), route=route.key)
         with self._cond:
             if key in self._units:
                 raise ValueError(f"unit {key} is already being read")
@@ -220,18 +260,24 @@ class CloudWatchSource(Poller):
         else:
             origin = "no events delivered yet: from the origin recorded in its lease"
         _log(
-            f"open: cluster {cluster}: reading {log_group} in {self.region}, streams "
+            f"open: cluster {cluster}: reading {log_group} in {route.name}, streams "
             f"{self.config.log_stream_prefix or '(all)'}*, new streams from "
             f"{_iso(positions.new_floor())} ({origin})"
         )
 
-    def tell_capacity(self, groups: int) -> None:
-        """Warn when `groups` log groups cannot all be polled often enough under the cap."""
-        problem = poll_capacity.capacity_problem(
-            groups, self.config.max_api_calls_per_second, self.config.polling_interval
-        )
-        if problem:
-            log.warning(f"open: {problem}")
+    def tell_capacity(self) -> None:
+        """Warn for each (account, Region) whose log groups cannot all be polled often enough under its
+        cap (the quotas, and so the caps, are per account and Region)."""
+        per_route: dict[tuple[str, str], int] = {}
+        for target in self._targets.values():
+            per_route[target.route.key] = per_route.get(target.route.key, 0) + 1
+        for key, groups in per_route.items():
+            problem = poll_capacity.capacity_problem(
+                groups, self.config.max_api_calls_per_second, self.config.polling_interval
+            )
+            if problem:
+                where = f"{key[0] or 'own account'} in {key[1]}: " if len(per_route) > 1 else ""
+                log.warning(f"open: {where}{problem}")
 
     def remove_unit(self, key: str) -> None:
         """Stop reading a unit now: its queued events that next_batch has not returned are dropped (the
@@ -310,6 +356,10 @@ class CloudWatchSource(Poller):
 
     # -------------------------------------------------------------------------------- Falco's thread
 
+    def close(self, commit: bool = True) -> None:
+        super().close(commit)
+        self._close_route_clients()
+
     def checkpoint_states(self) -> dict[str, UnitState]:
         """Every unit's current checkpoint state (what close() saves)."""
         now_ms = self._now_ms()
@@ -323,11 +373,13 @@ class CloudWatchSource(Poller):
 
     def metrics(self) -> dict[str, int | float]:
         out: dict[str, int | float] = dict(self._counters)
-        out[metrics.API_CALLS] = self._pacer.calls
-        for operation, count in list(self._pacer.calls_by_operation.items()):
-            name = _OPERATION_METRICS.get(operation)
-            if name is not None:
-                out[name] = count
+        pacers = list(self.route_pacers().values())
+        out[metrics.API_CALLS] = sum(p.calls for p in pacers)
+        for pacer in pacers:
+            for operation, count in list(pacer.calls_by_operation.items()):
+                name = _OPERATION_METRICS.get(operation)
+                if name is not None:
+                    out[name] = out.get(name, 0) + count
         out[metrics.LAG_SECONDS] = max(self._lag(), 0.0)
         out[metrics.POLL_LAG_SECONDS] = max(self.group_lags().values(), default=0.0)
         out[metrics.GROUPS_BEHIND] = self._groups_behind

@@ -112,3 +112,4 @@ class Unit:
     poll_found: int = 0  # new events the current poll found
     first_delivered: bool = False
     removed: bool = False
+    route: tuple[str, str] = ("", "")  # (account, Region) whose quotas its calls spend (routes.py)

@@ -37,7 +37,14 @@ def open_range(
     base, query = split_params(params)
     if "cluster" in query:
         raise OpenError(f"open_params {params!r}: cluster= is for s3:// archives; name the clusters first")
-    clusters = parse_clusters(base)
+    refs = parse_clusters(base)
+    by_arn = [r.qualified for r in refs if r.by_arn]
+    if by_arn:
+        raise OpenError(
+            f"open_params {params!r}: a time range reads clusters by name, in the configured account and "
+            f"Region; name {', '.join(by_arn)} by its name, with region (and role_arn) set for its account"
+        )
+    clusters = [r.name for r in refs]
     if config.log_group and len(clusters) > 1:
         raise OpenError(
             "log_group is set but open_params names several clusters: remove it or open one cluster"

@@ -27,7 +27,7 @@ from k8saudit_eks_py.sources.kinesis.shards import (
 )
 from k8saudit_eks_py.sources.kinesis.stream_errors import classify, open_failure
 from k8saudit_eks_py.sources.kinesis.stream_events import EventGate
-from k8saudit_eks_py.sources.subscription import Bad, Control, cluster_of, decode_record
+from k8saudit_eks_py.sources.subscription import Bad, Control, decode_record
 
 __all__ = ["IncompleteResponse", "ShardReading", "StreamEvent", "StreamTuning"]
 
@@ -290,8 +290,12 @@ class ShardReading(Delivery[StreamEvent, ShardReader]):
                 f"stream {self.stream}: shard {r.info.shard_id}: record {seq} skipped: {decoded.reason}",
                 key="badrecord",
             )
-        elif not isinstance(decoded, Control) and self._gate.wanted(decoded.log_group, decoded.log_stream):
-            cluster = cluster_of(decoded.log_group)
+        elif not isinstance(decoded, Control) and self._gate.wanted(
+            decoded.log_group, decoded.log_stream, decoded.owner
+        ):
+            cluster = self._gate.label(decoded.owner, decoded.log_group)
+            # eventIds are unique within a log group: two accounts' /aws/eks/prod/cluster are two groups
+            group = f"{decoded.owner}:{decoded.log_group}" if decoded.owner else decoded.log_group
             last = len(decoded.events) - 1
             skip = r.skip_n if r.skip_seq == seq else 0
             for index, ev in enumerate(decoded.events):
@@ -299,11 +303,11 @@ class ShardReading(Delivery[StreamEvent, ShardReader]):
                     continue
                 self._counters[metrics.EVENTS_READ] += 1
                 after = Position(seq, 0 if index == last else index + 1, ordinal)
-                shaped = self._gate.event(decoded.log_group, ev.event_id, ev.timestamp_ms, ev.message)
+                shaped = self._gate.event(group, ev.event_id, ev.timestamp_ms, ev.message)
                 if shaped is None:
                     continue
                 ts_ns, payload, audit_id = shaped
-                seen = (decoded.log_group, ev.event_id) if ev.event_id is not None else None
+                seen = (group, ev.event_id) if ev.event_id is not None else None
                 item = StreamEvent(ts_ns, payload, r.info.shard_id, after, cluster, audit_id, seen)
                 if not self._put(r, item):
                     raise aws.Cancelled()

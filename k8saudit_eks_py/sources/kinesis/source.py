@@ -108,6 +108,9 @@ class KinesisSource(ShardReading):
             max_event_size=config.max_event_size,
             dedup_window=tuning.dedup_window,
         )
+        arn = stream_request.get("StreamARN", "")
+        if arn.count(":") >= 5:
+            self._gate.home = arn.split(":")[4]  # else from DescribeStreamSummary at open
         try:
             self._client = self._new_client()
         except Exception as exc:
@@ -125,6 +128,9 @@ class KinesisSource(ShardReading):
             try:
                 summary = self._client.describe_stream_summary(**self._stream_request)
                 status = summary.get("StreamDescriptionSummary", {}).get("StreamStatus")
+                arn = summary.get("StreamDescriptionSummary", {}).get("StreamARN")
+                if isinstance(arn, str) and arn.count(":") >= 5:
+                    self._gate.home = arn.split(":")[4]  # arn:aws:kinesis:REGION:ACCOUNT:stream/NAME
                 hours = summary.get("StreamDescriptionSummary", {}).get("RetentionPeriodHours")
                 if isinstance(hours, int) and hours > 0:
                     self._retention_ms = hours * 3_600_000

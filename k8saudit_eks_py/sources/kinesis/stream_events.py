@@ -1,6 +1,11 @@
 """Stream mode's log events → deliverable audit events: which records are ours (audit streams of the
 accepted clusters), the eventId window against the subscription's duplicate deliveries, and the same
-shaping as poll mode (truncated / oversize recovery, malformed lines counted and logged)."""
+shaping as poll mode (truncated / oversize recovery, malformed lines counted and logged).
+
+Across accounts (a CloudWatch Logs destination in front of the stream, subscriptions in member accounts)
+each record carries `owner`, its log group's account: a cluster of the stream's own account is shown by its
+name, one of another account as ACCOUNT/NAME, so that two `prod` clusters in two accounts stay apart.
+stream_clusters accepts both forms."""
 
 from __future__ import annotations
 
@@ -29,11 +34,22 @@ class EventGate:
         self._max_event_size = max_event_size
         self._window = dedup_window
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.home = ""  # the stream's account (from its ARN): its clusters are shown by their plain name
 
-    def wanted(self, log_group: str, log_stream: str) -> bool:
+    def label(self, owner: str, log_group: str) -> str | None:
+        """The name a record's cluster is shown as: NAME, or OWNER/NAME from another account."""
+        name = cluster_of(log_group)
+        if name is None or not owner or not self.home or owner == self.home:
+            return name
+        return f"{owner}/{name}"
+
+    def wanted(self, log_group: str, log_stream: str, owner: str = "") -> bool:
         if self._prefix and not log_stream.startswith(self._prefix):
             return False  # the subscription covers the whole log group: authenticator, scheduler, ...
-        return not self.clusters or cluster_of(log_group) in self.clusters
+        if not self.clusters:
+            return True
+        name = cluster_of(log_group)
+        return name in self.clusters or (bool(owner) and f"{owner}/{name}" in self.clusters)
 
     def forget(self, key: tuple[str, str] | None) -> None:
         """An event read but never delivered (its shard's lease was lost): when read again, by this

@@ -23,10 +23,10 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
-from botocore.config import Config
 
 from k8saudit_eks_py.aws_setup.iam_policies import logs_trust_policy
 from k8saudit_eks_py.aws_setup.logs_check import enable_audit_command
+from k8saudit_eks_py.aws_setup.setup_session import SetupError, open_setup_session
 
 __all__ = [
     "FILTER_NAME",
@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 FILTER_NAME = "k8saudit-eks-py-archive"
-_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 5, "mode": "standard"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +64,6 @@ class ArchiveResult:
     firehose_role_arn: str = ""
     logs_role_arn: str = ""
     actions: list[str] = field(default_factory=list)  # one line per step: what was (or would be) done
-
-
-class SetupError(Exception):
-    """A step failed in a way the user must fix (the text says how)."""
 
 
 def _code(exc: BaseException) -> str:
@@ -148,16 +143,9 @@ def setup_archive(
     session_factory: Callable[..., Any] = boto3.Session,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ArchiveResult:
-    try:
-        session = session_factory(profile_name=o.profile or None, region_name=o.region or None)
-    except botocore.exceptions.ProfileNotFound as exc:
-        raise SetupError(f"{exc}: pass an existing --profile") from None
-    r = ArchiveResult(region=session.region_name or "")
-    if not r.region:
-        raise SetupError("no AWS region: pass --region REGION or set AWS_REGION")
-
-    def client(service: str) -> Any:
-        return session.client(service, endpoint_url=o.endpoint_url or None, config=_CONFIG)
+    setup = open_setup_session(o.profile, o.region, o.endpoint_url, session_factory)
+    client = setup.client
+    r = ArchiveResult(region=setup.region)
 
     try:
         r.account = str(client("sts").get_caller_identity()["Account"])

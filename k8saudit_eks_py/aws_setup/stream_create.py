@@ -19,7 +19,6 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
-from botocore.config import Config
 
 from k8saudit_eks_py.aws_setup.destination_create import (
     CrossAccount,
@@ -29,6 +28,7 @@ from k8saudit_eks_py.aws_setup.destination_create import (
 )
 from k8saudit_eks_py.aws_setup.iam_policies import logs_trust_policy, put_records_policy, reader_policy
 from k8saudit_eks_py.aws_setup.logs_check import enable_audit_command
+from k8saudit_eks_py.aws_setup.setup_session import CLIENT_CONFIG, SetupError, open_setup_session
 
 __all__ = [
     "FILTER_NAME",
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 FILTER_NAME = "k8saudit-eks-py"
-_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 5, "mode": "standard"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +72,6 @@ def role_name(stream: str) -> str:
     return f"{stream}-cwlogs-to-kinesis"[:64]
 
 
-class SetupError(Exception):
-    """A step failed in a way the user must fix (the text says how)."""
-
-
 def _code(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
@@ -88,16 +83,9 @@ def setup_stream(
     session_factory: Callable[..., Any] = boto3.Session,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SetupResult:
-    try:
-        session = session_factory(profile_name=o.profile or None, region_name=o.region or None)
-    except botocore.exceptions.ProfileNotFound as exc:
-        raise SetupError(f"{exc}: pass an existing --profile") from None
-    r = SetupResult(region=session.region_name or "")
-    if not r.region:
-        raise SetupError("no AWS region: pass --region REGION or set AWS_REGION")
-
-    def client(service: str) -> Any:
-        return session.client(service, endpoint_url=o.endpoint_url or None, config=_CONFIG)
+    setup = open_setup_session(o.profile, o.region, o.endpoint_url, session_factory)
+    session, client = setup.session, setup.client
+    r = SetupResult(region=setup.region)
 
     try:
         r.account = str(client("sts").get_caller_identity()["Account"])
@@ -135,7 +123,9 @@ def _cross_account(
         r.actions.append(f"IAM role {role_name(o.stream)}: trusts CloudWatch Logs of {', '.join(accounts)}")
 
     def logs_in(region: str) -> Any:
-        return session.client("logs", region_name=region, endpoint_url=o.endpoint_url or None, config=_CONFIG)
+        return session.client(
+            "logs", region_name=region, endpoint_url=o.endpoint_url or None, config=CLIENT_CONFIG
+        )
 
     def member_logs(role: str, account: str, region: str) -> Any:
         extra = {"ExternalId": x.external_id} if x.external_id else {}
@@ -145,7 +135,7 @@ def _cross_account(
             "logs",
             region_name=region,
             endpoint_url=o.endpoint_url or None,
-            config=_CONFIG,
+            config=CLIENT_CONFIG,
             aws_access_key_id=c["AccessKeyId"],
             aws_secret_access_key=c["SecretAccessKey"],
             aws_session_token=c["SessionToken"],

@@ -24,9 +24,11 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
+from k8saudit_eks_py.aws_setup.aws_errors import error_code
 from k8saudit_eks_py.aws_setup.iam_policies import logs_trust_policy
 from k8saudit_eks_py.aws_setup.logs_check import enable_audit_command
 from k8saudit_eks_py.aws_setup.setup_session import SetupError, open_setup_session
+from k8saudit_eks_py.aws_setup.subscription_filter import put_subscription_filter
 
 __all__ = [
     "FILTER_NAME",
@@ -64,12 +66,6 @@ class ArchiveResult:
     firehose_role_arn: str = ""
     logs_role_arn: str = ""
     actions: list[str] = field(default_factory=list)  # one line per step: what was (or would be) done
-
-
-def _code(exc: BaseException) -> str:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def _dump(doc: object) -> str:
@@ -198,12 +194,12 @@ def _bucket(o: ArchiveOptions, r: ArchiveResult, s3: Any) -> None:
         r.actions.append(f"bucket {o.bucket}: exists (HeadBucket); left as it is")
         return
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) in ("403", "AccessDenied"):
+        if error_code(exc) in ("403", "AccessDenied"):
             raise SetupError(
                 f"bucket {o.bucket} exists but is not yours (or HeadBucket is denied): "
                 "choose another --bucket"
             ) from None
-        if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+        if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
             raise
     calls = (
         "CreateBucket, PutPublicAccessBlock, PutBucketEncryption (AES256), PutBucketLifecycleConfiguration"
@@ -262,7 +258,7 @@ def _role(o: ArchiveOptions, r: ArchiveResult, iam: Any, role: _Role) -> str:
         arn = str(iam.get_role(RoleName=name)["Role"]["Arn"])
         exists = True
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise
         exists = False
     calls = "UpdateAssumeRolePolicy, PutRolePolicy" if exists else "CreateRole, PutRolePolicy"
@@ -296,7 +292,7 @@ def _delivery_stream(
         )
         return
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) != "ResourceNotFoundException":
+        if error_code(exc) != "ResourceNotFoundException":
             raise
     where = f"s3://{o.bucket}/{o.prefix}YYYY/MM/DD/HH/"
     if o.dry_run:
@@ -321,7 +317,7 @@ def _delivery_stream(
             break
         except botocore.exceptions.ClientError as exc:
             # A new role takes a few seconds before Firehose can assume it.
-            if _code(exc) != "InvalidArgumentException" or time.monotonic() > deadline:
+            if error_code(exc) != "InvalidArgumentException" or time.monotonic() > deadline:
                 raise
             sleep(3.0)
     while True:
@@ -342,41 +338,17 @@ def _subscription(
 ) -> None:
     group = f"/aws/eks/{cluster}/cluster"
     filters = logs.describe_subscription_filters(logGroupName=group).get("subscriptionFilters", [])
-    ours = [f for f in filters if f.get("filterName") == FILTER_NAME]
-    same = ours and (
-        ours[0].get("destinationArn") == r.delivery_arn
-        and ours[0].get("filterPattern", "") == o.filter_pattern
+    done = put_subscription_filter(
+        logs,
+        filters,
+        group=group,
+        name=FILTER_NAME,
+        pattern=o.filter_pattern,
+        destination_arn=r.delivery_arn,
+        role_arn=r.logs_role_arn,
+        dry_run=o.dry_run,
+        wait_s=o.wait_s,
+        sleep=sleep,
     )
-    if same:
-        r.actions.append(f"subscription {group} → {o.delivery_stream}: exists")
-        return
-    if not ours and len(filters) >= 2:
-        raise SetupError(
-            f"log group {group} already has 2 subscription filters (the CloudWatch limit): remove one "
-            f"({', '.join(str(f.get('filterName')) for f in filters)}) and run again"
-        )
-    verb = "update" if ours else "create"
-    if o.dry_run:
-        r.actions.append(
-            f"subscription {group} → {o.delivery_stream}: would {verb} (PutSubscriptionFilter {FILTER_NAME})"
-        )
-        return
-    deadline = time.monotonic() + o.wait_s
-    while True:
-        try:
-            logs.put_subscription_filter(
-                logGroupName=group,
-                filterName=FILTER_NAME,
-                filterPattern=o.filter_pattern,
-                destinationArn=r.delivery_arn,
-                roleArn=r.logs_role_arn,
-            )
-            break
-        except botocore.exceptions.ClientError as exc:
-            # A new role takes a few seconds to be usable by CloudWatch Logs (its test delivery fails).
-            if _code(exc) != "InvalidParameterException" or time.monotonic() > deadline:
-                raise
-            sleep(3.0)
-    r.actions.append(
-        f"subscription {group} → {o.delivery_stream}: {verb}d (PutSubscriptionFilter {FILTER_NAME})"
-    )
+    call = "" if done == "exists" else f" (PutSubscriptionFilter {FILTER_NAME})"
+    r.actions.append(f"subscription {group} → {o.delivery_stream}: {done}{call}")

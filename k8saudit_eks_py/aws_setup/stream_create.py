@@ -29,6 +29,7 @@ from k8saudit_eks_py.aws_setup.destination_create import (
 from k8saudit_eks_py.aws_setup.iam_policies import logs_trust_policy, put_records_policy, reader_policy
 from k8saudit_eks_py.aws_setup.logs_check import enable_audit_command
 from k8saudit_eks_py.aws_setup.setup_session import CLIENT_CONFIG, SetupError, open_setup_session
+from k8saudit_eks_py.aws_setup.subscription_filter import put_subscription_filter
 
 __all__ = [
     "FILTER_NAME",
@@ -240,39 +241,19 @@ def _subscription(
                 "first: " + enable_audit_command(cluster, r.region)
             ) from None
         raise
-    ours = [f for f in filters if f.get("filterName") == FILTER_NAME]
-    same = ours and (
-        ours[0].get("destinationArn") == r.stream_arn and ours[0].get("filterPattern", "") == o.filter_pattern
+    done = put_subscription_filter(
+        logs,
+        filters,
+        group=group,
+        name=FILTER_NAME,
+        pattern=o.filter_pattern,
+        destination_arn=r.stream_arn,
+        role_arn=r.role_arn,
+        dry_run=o.dry_run,
+        wait_s=o.wait_s,
+        sleep=sleep,
     )
-    if same:
-        r.actions.append(f"subscription {group} → {o.stream}: exists")
-        return
-    if not ours and len(filters) >= 2:
-        raise SetupError(
-            f"log group {group} already has 2 subscription filters (the CloudWatch limit): remove one "
-            f"({', '.join(str(f.get('filterName')) for f in filters)}) and run again"
-        )
-    verb = "update" if ours else "create"
-    if o.dry_run:
-        r.actions.append(f"subscription {group} → {o.stream}: would {verb}")
-        return
-    deadline = time.monotonic() + o.wait_s
-    while True:
-        try:
-            logs.put_subscription_filter(
-                logGroupName=group,
-                filterName=FILTER_NAME,
-                filterPattern=o.filter_pattern,
-                destinationArn=r.stream_arn,
-                roleArn=r.role_arn,
-            )
-            break
-        except botocore.exceptions.ClientError as exc:
-            # A new role takes a few seconds to be usable by CloudWatch Logs (its test delivery fails).
-            if _code(exc) != "InvalidParameterException" or time.monotonic() > deadline:
-                raise
-            sleep(3.0)
-    r.actions.append(f"subscription {group} → {o.stream}: {verb}d")
+    r.actions.append(f"subscription {group} → {o.stream}: {done}")
 
 
 def falco_yaml(stream_arn: str, region: str, clusters: tuple[str, ...]) -> str:
